@@ -1,0 +1,170 @@
+"""Title configuration: artworks, taste-feature schema, and the experiment (variants with policies).
+
+Validated with pydantic; the same models read the admin API's JSON and the catalog YAML. A config is
+valid only if every variant's policy can actually be built with these artworks and features.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import fields
+from pathlib import Path
+from typing import Annotated, Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from policies import POLICIES, Policy, create_policy
+
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+MAX_ARTWORKS = 64
+MAX_FEATURES = 256
+DEFAULT_VARIANT = "default"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Artwork(_Strict):
+    id: Identifier
+    features: dict[str, float] = Field(default_factory=dict)
+    image_url: str | None = Field(default=None, max_length=2048)
+
+    @field_validator("features")
+    @classmethod
+    def _finite(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, value in v.items():
+            if not math.isfinite(value):
+                raise ValueError(f"artwork feature {name!r} must be finite, got {value!r}")
+        return v
+
+
+class PolicySpec(_Strict):
+    name: str = "linucb"
+    params: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        if v not in POLICIES:
+            raise ValueError(f"unknown policy {v!r}; known policies: {', '.join(sorted(POLICIES))}")
+        return v
+
+
+class Variant(_Strict):
+    name: Identifier
+    weight: float = Field(gt=0, le=1e6)
+    policy: PolicySpec = Field(default_factory=PolicySpec)
+
+
+class Experiment(_Strict):
+    salt: str | None = Field(default=None, max_length=128)  # None: the title id
+    control: Identifier | None = None
+    variants: list[Variant] = Field(min_length=1, max_length=32)
+
+    @model_validator(mode="after")
+    def _names(self) -> Experiment:
+        names = [v.name for v in self.variants]
+        if len(set(names)) != len(names):
+            raise ValueError(f"variant names must be unique, got {names}")
+        if self.control is not None and self.control not in names:
+            raise ValueError(f"control {self.control!r} is not one of the variants {names}")
+        return self
+
+
+class TitleConfig(_Strict):
+    """What `PUT /titles/<title_id>` accepts (title_id comes from the URL) and the catalog YAML holds."""
+
+    title_id: Identifier
+    name: str | None = Field(default=None, max_length=200)  # display name
+    features: list[Annotated[str, Field(min_length=1, max_length=64)]] = Field(max_length=MAX_FEATURES)
+    artworks: list[Artwork] = Field(min_length=1, max_length=MAX_ARTWORKS)
+    default_artwork: Identifier | None = None  # served when Redis is down; None: the first artwork
+    policy: PolicySpec | None = None  # shorthand for one variant named "default"
+    experiment: Experiment | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TitleConfig:
+        if len(set(self.features)) != len(self.features):
+            raise ValueError("features must be unique")
+        ids = [a.id for a in self.artworks]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"artwork ids must be unique, got {ids}")
+        known = set(self.features)
+        for art in self.artworks:
+            unknown = sorted(set(art.features) - known)
+            if unknown:
+                raise ValueError(f"artwork {art.id!r} uses features not in the title's features: {unknown}")
+        if self.default_artwork is not None and self.default_artwork not in ids:
+            raise ValueError(f"default_artwork {self.default_artwork!r} is not one of the artworks")
+        if self.policy is not None and self.experiment is not None:
+            raise ValueError("give either policy or experiment, not both")
+        for variant in self.variants:
+            try:
+                build_policy(self, variant.name, seed=0)
+            except ValueError as exc:
+                raise ValueError(f"variant {variant.name!r}: {exc}") from exc
+        return self
+
+    @property
+    def variants(self) -> list[Variant]:
+        if self.experiment is not None:
+            return list(self.experiment.variants)
+        return [Variant(name=DEFAULT_VARIANT, weight=1.0, policy=self.policy or PolicySpec())]
+
+    @property
+    def salt(self) -> str:
+        if self.experiment is not None and self.experiment.salt:
+            return self.experiment.salt
+        return self.title_id
+
+    @property
+    def control(self) -> str | None:
+        return self.experiment.control if self.experiment is not None else None
+
+    @property
+    def artwork_ids(self) -> list[str]:
+        return [a.id for a in self.artworks]
+
+    @property
+    def fallback_artwork(self) -> str:
+        return self.default_artwork or self.artworks[0].id
+
+    def variant(self, name: str) -> Variant:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise KeyError(name)
+
+
+def build_policy(cfg: TitleConfig, variant: str, seed: int | None) -> Policy:
+    """A fresh policy for one variant of a title. Policies that take artwork features get them."""
+    spec = next(v.policy for v in cfg.variants if v.name == variant)
+    params = dict(spec.params)
+    cls = POLICIES[spec.name]
+    if "arm_features" in {f.name for f in fields(cls.settings_class)} and "arm_features" not in params:
+        params["arm_features"] = {a.id: dict(a.features) for a in cfg.artworks}
+    return create_policy(spec.name, cfg.artwork_ids, cfg.features, seed, **params)
+
+
+def parse_title(title_id: str, body: Any) -> TitleConfig:
+    """Validate a JSON/YAML body for one title. Raises pydantic.ValidationError."""
+    if not isinstance(body, dict):
+        raise ValueError("a title must be a JSON object")
+    return TitleConfig.model_validate({**body, "title_id": title_id})
+
+
+def load_catalog(path: str | Path) -> list[TitleConfig]:
+    """Read a catalog YAML: `titles: {title_id: {features, artworks, policy|experiment}}`."""
+    with open(path, encoding="utf-8") as fh:
+        doc = yaml.safe_load(fh)
+    if not isinstance(doc, dict) or not isinstance(doc.get("titles"), dict):
+        raise ValueError(f"{path}: expected a mapping with a 'titles' mapping at the top")
+    out = []
+    for title_id, body in doc["titles"].items():
+        try:
+            out.append(parse_title(str(title_id), body))
+        except (ValidationError, ValueError) as exc:
+            raise ValueError(f"{path}: title {title_id!r}: {exc}") from exc
+    return out

@@ -1,0 +1,67 @@
+"""Service settings: defaults, then the environment (ARTBANDIT_*), then an explicit mapping (tests).
+
+One table of these lives in the README; keep them in step.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Settings:
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    api_key: str | None = None  # admin API key; None: admin routes refuse everything (401)
+    attribution_window: float = 1800.0  # seconds a click may come after the impression
+    snapshot_interval: float = 1.0  # seconds between learner snapshot publications
+    refresh_interval: float = 0.25  # seconds between a worker's checks for a new snapshot version
+    retention_events: int = 1_000_000  # approximate max entries kept per title in each stream
+    retention_seconds: float = 7 * 24 * 3600.0  # per-minute counters and finished impressions live this long
+    redis_timeout: float = 0.05  # seconds; socket timeout of API workers' Redis calls
+    max_body_bytes: int = 64 * 1024
+    catalog: str | None = None  # catalog YAML loaded into Redis at start (existing titles are kept)
+    dashboard_token: str | None = None  # when set, the dashboard and stats API need it
+
+    def __post_init__(self) -> None:
+        for name in ("attribution_window", "snapshot_interval", "refresh_interval", "redis_timeout"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
+        if self.retention_events < 1000:
+            raise ValueError(f"retention_events must be >= 1000, got {self.retention_events!r}")
+        if self.retention_seconds < self.attribution_window:
+            raise ValueError("retention_seconds must be >= attribution_window")
+        if self.max_body_bytes < 1024:
+            raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes!r}")
+
+    @classmethod
+    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+        """Defaults < environment variables ARTBANDIT_<NAME> < overrides."""
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = env.get(f"ARTBANDIT_{f.name.upper()}")
+            if raw is None or raw == "":
+                continue
+            values[f.name] = _parse(f"ARTBANDIT_{f.name.upper()}", raw, f.type)
+        settings = replace(cls(), **values)
+        if overrides:
+            unknown = set(overrides) - {f.name for f in fields(cls)}
+            if unknown:
+                raise ValueError(f"unknown settings: {sorted(unknown)}")
+            settings = replace(settings, **overrides)
+        return settings
+
+
+def _parse(var: str, raw: str, typ: Any) -> Any:
+    t = str(typ)
+    try:
+        if t.startswith("float"):
+            return float(raw)
+        if t.startswith("int"):
+            return int(raw)
+    except ValueError as exc:
+        raise ValueError(f"{var} must be a number, got {raw!r}") from exc
+    return raw
