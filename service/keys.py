@@ -1,0 +1,137 @@
+"""Every Redis key name, and the impression id format. Nothing else spells a key.
+
+All keys of one title carry the hash tag `{title_id}`, so Redis Cluster keeps a title on one shard and
+every Lua script of the join touches a single slot. The catalog and one global counter are the only keys
+outside a title.
+
+| key | type | lifetime |
+|---|---|---|
+| `ab:catalog` | hash title_id -> TitleConfig JSON | permanent |
+| `ab:catalog:version` | integer, bumped on every catalog write | permanent |
+| `ab:unknown_clicks` | integer: clicks whose id does not parse | permanent |
+| `ab:{t}:decisions` | stream of decision records | trimmed to ~retention_events |
+| `ab:{t}:labelled` | stream of labelled events (the learner's input) | trimmed to ~retention_events |
+| `ab:{t}:pending` | zset impression id -> deadline | members leave when labelled |
+| `ab:{t}:imp:<minute>~<token>` | hash: one impression for the join | TTL window + retention |
+| `ab:{t}:join` | hash of join counters | permanent, fixed size |
+| `ab:{t}:totals` | hash `i|variant|artwork`, `c|variant|artwork` | permanent, fixed size |
+| `ab:{t}:min:<minute>` | same fields, one epoch minute | TTL window + retention + 2 min |
+| `ab:{t}:snapshot` | hash: learner position, counters, per-variant model bytes/version/spec | permanent |
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+PREFIX = "ab"
+
+# Impression ids: "<title_id>~<decision minute>~<16 hex>". The title routes a click to the title's keys
+# (no global lookup); the minute routes the click's counter to the decision minute's counter key.
+_IMPRESSION_ID = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]{0,63})~([0-9]{1,12})~([0-9a-f]{16})")
+MAX_IMPRESSION_ID_LENGTH = 96
+
+
+@dataclass(frozen=True, slots=True)
+class ImpressionRef:
+    """A parsed impression id."""
+
+    title_id: str
+    minute: int
+    token: str
+
+    @property
+    def impression_id(self) -> str:
+        return f"{self.title_id}~{self.minute}~{self.token}"
+
+
+def new_impression_id(title_id: str, decided_at: float) -> str:
+    """A fresh impression id for a decision of `title_id` at `decided_at` (epoch seconds)."""
+    return f"{title_id}~{epoch_minute(decided_at)}~{secrets.token_hex(8)}"
+
+
+def parse_impression_id(impression_id: object) -> ImpressionRef | None:
+    """The parts of an impression id, or None if it is malformed (never raises)."""
+    if not isinstance(impression_id, str) or len(impression_id) > MAX_IMPRESSION_ID_LENGTH:
+        return None
+    m = _IMPRESSION_ID.fullmatch(impression_id)
+    if m is None:
+        return None
+    return ImpressionRef(m.group(1), int(m.group(2)), m.group(3))
+
+
+def epoch_minute(t: float) -> int:
+    return int(t // 60)
+
+
+def _t(title_id: str) -> str:
+    return f"{PREFIX}:{{{title_id}}}"
+
+
+# ----------------------------------------------------------------- global
+def catalog() -> str:
+    return f"{PREFIX}:catalog"
+
+
+def catalog_version() -> str:
+    return f"{PREFIX}:catalog:version"
+
+
+def unknown_clicks() -> str:
+    return f"{PREFIX}:unknown_clicks"
+
+
+# ----------------------------------------------------------------- per title
+def decisions_stream(title_id: str) -> str:
+    return f"{_t(title_id)}:decisions"
+
+
+def labelled_stream(title_id: str) -> str:
+    return f"{_t(title_id)}:labelled"
+
+
+def pending(title_id: str) -> str:
+    return f"{_t(title_id)}:pending"
+
+
+def impression(ref: ImpressionRef) -> str:
+    return f"{_t(ref.title_id)}:imp:{ref.minute}~{ref.token}"
+
+
+def join_counters(title_id: str) -> str:
+    return f"{_t(title_id)}:join"
+
+
+def totals(title_id: str) -> str:
+    return f"{_t(title_id)}:totals"
+
+
+def minute_counters(title_id: str, minute: int) -> str:
+    return f"{_t(title_id)}:min:{minute}"
+
+
+def snapshot(title_id: str) -> str:
+    return f"{_t(title_id)}:snapshot"
+
+
+# ----------------------------------------------------------------- hash fields
+def impressions_field(variant: str, artwork_id: str) -> str:
+    """Counter field in `totals` / `minute_counters` (the Lua scripts build the same `i|v|a` form)."""
+    return f"i|{variant}|{artwork_id}"
+
+
+def clicks_field(variant: str, artwork_id: str) -> str:
+    return f"c|{variant}|{artwork_id}"
+
+
+def snapshot_bytes_field(variant: str) -> str:
+    return f"bytes|{variant}"
+
+
+def snapshot_version_field(variant: str) -> str:
+    return f"version|{variant}"
+
+
+def snapshot_spec_field(variant: str) -> str:
+    return f"spec|{variant}"

@@ -1,0 +1,58 @@
+-- click: the join's click path (service/join.py states the rule). Atomic, so concurrent clicks on one
+-- impression race inside Redis and exactly one of them can remove it from the pending set.
+--
+-- KEYS[1] impression hash          (keys.impression)
+-- KEYS[2] pending zset             (keys.pending)
+-- KEYS[3] labelled stream          (keys.labelled_stream)
+-- KEYS[4] join counters hash       (keys.join_counters)
+-- KEYS[5] decision-minute counters (keys.minute_counters, minute taken from the impression id)
+-- KEYS[6] title totals hash        (keys.totals)
+-- ARGV[1] impression id
+-- ARGV[2] click time (epoch seconds, text), or '' to use the Redis server's TIME
+-- ARGV[3] approximate MAXLEN of the labelled stream
+-- Returns 'recorded' | 'duplicate' | 'late' | 'unknown' | 'untracked' (unknown, and the title has no
+-- join counters, so the caller counts it globally instead of creating keys for a made-up title).
+
+local now = ARGV[2]
+if now == '' then
+  local t = redis.call('TIME')
+  now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
+end
+
+local h = redis.call('HMGET', KEYS[1], 'd', 'ev', 'cf', 's')
+local deadline, ev, click_field, state = h[1], h[2], h[3], h[4]
+if not deadline then
+  if redis.call('EXISTS', KEYS[4]) == 1 then
+    redis.call('HINCRBY', KEYS[4], 'unknown', 1)
+    return 'unknown'
+  end
+  return 'untracked'
+end
+
+if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+  if tonumber(now) <= tonumber(deadline) then
+    redis.call('HSET', KEYS[1], 's', 'c')
+    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[1], 'r', '1', 'at', now, 'ev', ev)
+    redis.call('HINCRBY', KEYS[4], 'clicked', 1)
+    redis.call('HINCRBY', KEYS[4], 'labelled', 1)
+    if redis.call('EXISTS', KEYS[5]) == 1 then
+      redis.call('HINCRBY', KEYS[5], click_field, 1)
+    end
+    redis.call('HINCRBY', KEYS[6], click_field, 1)
+    return 'recorded'
+  end
+  -- Past the deadline but not swept yet: the expiry wins the race (reward 0), then the click is late.
+  redis.call('HSET', KEYS[1], 's', 'x')
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[1], 'r', '0', 'at', deadline, 'ev', ev)
+  redis.call('HINCRBY', KEYS[4], 'defaulted', 1)
+  redis.call('HINCRBY', KEYS[4], 'labelled', 1)
+  redis.call('HINCRBY', KEYS[4], 'late', 1)
+  return 'late'
+end
+
+if state == 'c' then
+  redis.call('HINCRBY', KEYS[4], 'duplicate', 1)
+  return 'duplicate'
+end
+redis.call('HINCRBY', KEYS[4], 'late', 1)
+return 'late'

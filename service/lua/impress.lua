@@ -1,0 +1,31 @@
+-- impress: log one decision and open its join entry, atomically, in one round trip.
+--
+-- KEYS[1] decisions stream        (keys.decisions_stream)
+-- KEYS[2] impression hash         (keys.impression)
+-- KEYS[3] pending zset            (keys.pending)
+-- KEYS[4] join counters hash      (keys.join_counters)
+-- KEYS[5] decision-minute counters (keys.minute_counters)
+-- KEYS[6] title totals hash       (keys.totals)
+-- ARGV[1] impression id
+-- ARGV[2] deadline (epoch seconds, text; decided_at + attribution window)
+-- ARGV[3] decision record JSON (the decisions stream entry)
+-- ARGV[4] label JSON (copied verbatim into the labelled event)
+-- ARGV[5] impressions counter field (keys.impressions_field)
+-- ARGV[6] clicks counter field (keys.clicks_field), kept with the impression for the click
+-- ARGV[7] approximate MAXLEN of the decisions stream
+-- ARGV[8] TTL of the impression hash, seconds (window + retention)
+-- ARGV[9] TTL of the minute counters, seconds
+-- Returns the decisions stream entry id.
+
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return redis.error_reply('impression id already used: ' .. ARGV[1])
+end
+local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*', 'json', ARGV[3])
+redis.call('HSET', KEYS[2], 'd', ARGV[2], 'ev', ARGV[4], 'cf', ARGV[6], 's', 'p')
+redis.call('EXPIRE', KEYS[2], ARGV[8])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
+redis.call('HINCRBY', KEYS[4], 'impressions', 1)
+redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
+redis.call('EXPIRE', KEYS[5], ARGV[9])
+redis.call('HINCRBY', KEYS[6], ARGV[5], 1)
+return entry
