@@ -53,6 +53,7 @@ class PrivateRedis:
     appendfsync: str = "everysec"
     directory: str | None = None
     extra_args: list[str] = field(default_factory=list)
+    new_session: bool = False  # own session: a terminal's Ctrl-C reaches the owner, who stops Redis last
     process: subprocess.Popen[bytes] | None = None
     _tmp: tempfile.TemporaryDirectory[str] | None = None
 
@@ -78,7 +79,9 @@ class PrivateRedis:
             "--loglevel", "warning",
             *self.extra_args,
         ]  # fmt: skip
-        self.process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=self.new_session
+        )
         client = redis.Redis(port=self.port, socket_connect_timeout=0.2)
         deadline = time.monotonic() + timeout
         try:

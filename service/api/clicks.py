@@ -1,0 +1,37 @@
+"""POST /click: the viewer clicked the artwork of an impression.
+
+200 "recorded" for the first click within the attribution window (it labels the impression reward 1),
+200 "duplicate" for any later click on a clicked impression, 404 for an id the store does not know,
+410 for a click after the window (counted as late, never learned), 503 with Retry-After when Redis is
+unreachable: the client should retry rather than lose the click.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, jsonify
+
+from service.api import parse_body, service
+from service.errors import LateClick, UnknownImpression
+from service.join import ClickOutcome
+from service.schemas import ClickRequest
+
+bp = Blueprint("clicks", __name__)
+
+
+@bp.post("/click")
+def click() -> Response:
+    req = parse_body(ClickRequest)
+    ext = service()
+    outcome = ext.join.click(req.impression_id)
+    ext.metrics.click(outcome.value)
+    if outcome is ClickOutcome.UNKNOWN:
+        raise UnknownImpression(
+            f"no impression {req.impression_id!r}: it was never served, or expired long ago"
+        )
+    if outcome is ClickOutcome.LATE:
+        window = ext.settings.attribution_window
+        raise LateClick(
+            f"impression {req.impression_id!r} is past its attribution window of {window:g} s: "
+            "the click was counted as late and not learned"
+        )
+    return jsonify(status=outcome.value)

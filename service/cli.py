@@ -1,0 +1,177 @@
+"""The `artbandit` command.
+
+    artbandit run      everything on one machine: private Redis, API (gunicorn), learner, demo traffic
+    artbandit serve    the HTTP API under gunicorn (production entry point)
+    artbandit learn    the learner: labelled events -> policies -> published snapshots, until SIGTERM
+    artbandit simulate|replay|export ...   offline tools (registered by simulator/cli.py when present)
+
+Service settings come from ARTBANDIT_* environment variables (docs/configuration.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+log = logging.getLogger("artbandit")
+OWN_COMMANDS = ("run", "serve", "learn")
+
+
+def gunicorn_command(host: str, port: int, workers: int) -> list[str]:
+    """argv that runs the API under gunicorn with service/gunicorn_conf.py."""
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--config", "python:service.gunicorn_conf",
+        "--bind", f"{host}:{port}",
+        "--workers", str(workers),
+        "service.app:create_app()",
+    ]  # fmt: skip
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    """Replace this process with gunicorn (signals then go straight to its master)."""
+    argv = gunicorn_command(args.host, args.port, args.workers)
+    os.execv(argv[0], argv)
+    return 0  # pragma: no cover - execv does not return
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    def handler(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
+
+
+def cmd_learn(args: argparse.Namespace) -> int:
+    from service.app import seed_configured_catalog
+    from service.config import Settings
+    from service.learner import Learner
+    from service.redis_client import make_redis
+
+    settings = Settings.load()
+    seed_configured_catalog(settings)
+    stop = threading.Event()
+    stop_on_signals(stop)
+    r = make_redis(settings, for_api=False)
+    log.info("learner started on %s", _redact(settings.redis_url))
+    try:
+        Learner(r, settings, titles=args.titles).run(stop)
+    finally:
+        r.close()
+    log.info("learner stopped")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from service.local_stack import LocalStack
+
+    return LocalStack.from_args(args).run()
+
+
+def _redact(url: str) -> str:
+    """A Redis URL without its password, for logs."""
+    head, sep, tail = url.rpartition("@")
+    if not sep:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"
+
+
+def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="artbandit",
+        description="Personalized artwork selection: a self-hostable contextual-bandit service.",
+        epilog="Settings come from ARTBANDIT_* environment variables; see docs/configuration.md.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run",
+        help="run everything locally: Redis, API, learner and demo traffic (what `make run` does)",
+        description="Start a private Redis (AOF on, data in --data-dir) unless ARTBANDIT_REDIS_URL is set, "
+        "seed the sample catalog, and run the API under gunicorn, the learner and a demo traffic generator "
+        "until Ctrl-C.",
+    )
+    run.add_argument("--host", default="127.0.0.1", help="address the API listens on (default: %(default)s)")
+    run.add_argument("--port", type=int, default=8000, help="API port (default: %(default)s)")
+    run.add_argument("--workers", type=int, default=2, help="gunicorn workers (default: %(default)s)")
+    run.add_argument(
+        "--data-dir",
+        default=".artbandit",
+        help="where the private Redis keeps its AOF (default: %(default)s)",
+    )
+    run.add_argument(
+        "--rate", type=float, default=30.0, help="demo impressions per second (default: %(default)s)"
+    )
+    run.add_argument("--no-demo", action="store_true", help="do not generate demo traffic")
+    run.add_argument(
+        "--window", type=float, default=10.0,
+        help="attribution window in seconds, unless ARTBANDIT_ATTRIBUTION_WINDOW is set (default: "
+        "%(default)s, short so the demo's non-clicks are labelled quickly; production default: 1800)",
+    )  # fmt: skip
+    run.set_defaults(func=cmd_run)
+
+    serve = sub.add_parser(
+        "serve",
+        help="serve the HTTP API under gunicorn",
+        description="Run the API under gunicorn with service/gunicorn_conf.py (the process becomes "
+        "gunicorn's master; SIGTERM stops it gracefully). Settings come from ARTBANDIT_* variables.",
+    )
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="listen address (default: %(default)s; 0.0.0.0 for all)"
+    )
+    serve.add_argument("--port", type=int, default=8000, help="listen port (default: %(default)s)")
+    serve.add_argument(
+        "--workers", type=int, default=int(os.environ.get("WEB_CONCURRENCY", "2")),
+        help="worker processes (default: WEB_CONCURRENCY or 2)",
+    )  # fmt: skip
+    serve.set_defaults(func=cmd_serve)
+
+    learn = sub.add_parser(
+        "learn",
+        help="run the learner until SIGTERM/SIGINT",
+        description="Read labelled events, update each (title, variant) policy, publish snapshots.",
+    )
+    learn.add_argument(
+        "--title", action="append", dest="titles", metavar="TITLE_ID",
+        help="own only this title (repeatable), to split titles between learners; default: every title",
+    )  # fmt: skip
+    learn.set_defaults(func=cmd_learn)
+
+    if with_simulator:
+        _add_simulator_commands(sub)
+    return parser
+
+
+def _add_simulator_commands(sub: Any) -> None:
+    """simulate/replay/export come from simulator/cli.py; a checkout without it still serves."""
+    try:
+        simulator_cli = importlib.import_module("simulator.cli")
+    except ModuleNotFoundError as exc:
+        if exc.name not in ("simulator", "simulator.cli"):
+            raise
+        return
+    simulator_cli.add_subcommands(sub)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args_list = list(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # the service's own commands never import the simulator, so a problem there cannot stop the API
+    ours = bool(args_list) and args_list[0] in OWN_COMMANDS
+    parser = build_parser(with_simulator=not ours)
+    args = parser.parse_args(args_list)
+    func: Callable[[argparse.Namespace], int | None] = args.func
+    return int(func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
