@@ -37,7 +37,9 @@ class Settings:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes!r}")
 
     @classmethod
-    def load(cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None) -> Settings:
+    def load(
+        cls, overrides: Mapping[str, Any] | None = None, environ: Mapping[str, str] | None = None
+    ) -> Settings:
         """Defaults < environment variables ARTBANDIT_<NAME> < overrides."""
         env = os.environ if environ is None else environ
         values: dict[str, Any] = {}

@@ -61,6 +61,8 @@ class StoreUnavailable(ArtbanditError):
 
     status, code = 503, "store_unavailable"
 
-    def __init__(self, message: str = "the event store is unavailable; retry shortly", retry_after: int = 1) -> None:
+    def __init__(
+        self, message: str = "the event store is unavailable; retry shortly", retry_after: int = 1
+    ) -> None:
         super().__init__(message)
         self.retry_after = retry_after

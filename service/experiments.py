@@ -16,7 +16,11 @@ from collections.abc import Sequence
 
 def _unit(salt: str, variant: str, user_id: str) -> float:
     digest = hashlib.blake2b(
-        user_id.encode(), digest_size=8, key=salt.encode()[:64], person=b"artbandit", salt=variant.encode()[:16]
+        user_id.encode(),
+        digest_size=8,
+        key=salt.encode()[:64],
+        person=b"artbandit",
+        salt=variant.encode()[:16],
     ).digest()
     # 53 random bits -> (0, 1), never exactly 0 or 1
     return ((int.from_bytes(digest, "big") >> 11) + 0.5) / float(1 << 53)

@@ -52,7 +52,14 @@ class MemoryJoin:
         self._pending: OrderedDict[str, tuple[float, Any]] = OrderedDict()  # id -> (deadline, record)
         self._done: OrderedDict[str, tuple[float, bool]] = OrderedDict()  # id -> (forget_at, clicked?)
         self._last_decided = -np.inf
-        self.counts = {"impressions": 0, "clicked": 0, "defaulted": 0, "duplicate": 0, "late": 0, "unknown": 0}
+        self.counts = {
+            "impressions": 0,
+            "clicked": 0,
+            "defaulted": 0,
+            "duplicate": 0,
+            "late": 0,
+            "unknown": 0,
+        }
 
     @property
     def pending(self) -> int:
@@ -113,7 +120,9 @@ class MemoryJoin:
         return Labelled(impression_id, 0.0, deadline, record)
 
 
-def label_batch(decided_at: np.ndarray, first_click_at: np.ndarray, window: float) -> tuple[np.ndarray, np.ndarray]:
+def label_batch(
+    decided_at: np.ndarray, first_click_at: np.ndarray, window: float
+) -> tuple[np.ndarray, np.ndarray]:
     """The same rule, vectorized, for impressions whose first click time is known (np.inf: no click).
 
     Returns (reward, labelled_at): reward 1 at the click time when the click is within the window,

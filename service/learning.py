@@ -61,7 +61,12 @@ class PolicyBook:
         return sum(self.apply(e) for e in events)
 
     def apply_batch(
-        self, key: PolicyKey, contexts: np.ndarray, arms: np.ndarray, rewards: np.ndarray, propensities: np.ndarray
+        self,
+        key: PolicyKey,
+        contexts: np.ndarray,
+        arms: np.ndarray,
+        rewards: np.ndarray,
+        propensities: np.ndarray,
     ) -> int:
         """Learn n events of one policy at once, in order (contexts in the policy's feature order)."""
         self.policies[key].learn_batch(contexts, arms, rewards, propensities)
