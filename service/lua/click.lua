@@ -1,5 +1,5 @@
--- click: the join's click path (service/join.py states the rule). Atomic, so concurrent clicks on one
--- impression race inside Redis and exactly one of them can remove it from the pending set.
+-- click: the join's click path (service/join.py states the rule). Atomic, so of concurrent clicks on one
+-- impression exactly one finds it unclicked and is 'recorded'.
 --
 -- KEYS[1] impression hash          (keys.impression)
 -- KEYS[2] pending zset             (keys.pending)
@@ -29,28 +29,44 @@ if not deadline then
   return 'untracked'
 end
 
-if redis.call('ZREM', KEYS[2], ARGV[1]) == 1 then
+-- Impression states: 'p' pending, 'c' pending and clicked, 'C' labelled clicked, 'x' labelled defaulted.
+-- Labels are emitted at the deadline only (see service/join.py for why), by expire.lua or, for an overdue
+-- impression the sweep has not reached yet, right here before the click is judged.
+if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
   if tonumber(now) <= tonumber(deadline) then
+    if state == 'c' then
+      redis.call('HINCRBY', KEYS[4], 'duplicate', 1)
+      return 'duplicate'
+    end
     redis.call('HSET', KEYS[1], 's', 'c')
-    redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[1], 'r', '1', 'at', now, 'ev', ev)
     redis.call('HINCRBY', KEYS[4], 'clicked', 1)
-    redis.call('HINCRBY', KEYS[4], 'labelled', 1)
     if redis.call('EXISTS', KEYS[5]) == 1 then
       redis.call('HINCRBY', KEYS[5], click_field, 1)
     end
     redis.call('HINCRBY', KEYS[6], click_field, 1)
     return 'recorded'
   end
-  -- Past the deadline but not swept yet: the expiry wins the race (reward 0), then the click is late.
-  redis.call('HSET', KEYS[1], 's', 'x')
-  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[1], 'r', '0', 'at', deadline, 'ev', ev)
-  redis.call('HINCRBY', KEYS[4], 'defaulted', 1)
+  -- Past the deadline but not swept yet: the expiry happens first, then the click is judged.
+  redis.call('ZREM', KEYS[2], ARGV[1])
+  local reward = '0'
+  if state == 'c' then reward = '1' end
+  if reward == '1' then
+    redis.call('HSET', KEYS[1], 's', 'C')
+  else
+    redis.call('HSET', KEYS[1], 's', 'x')
+    redis.call('HINCRBY', KEYS[4], 'defaulted', 1)
+  end
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[1], 'r', reward, 'at', deadline, 'ev', ev)
   redis.call('HINCRBY', KEYS[4], 'labelled', 1)
+  if reward == '1' then
+    redis.call('HINCRBY', KEYS[4], 'duplicate', 1)
+    return 'duplicate'
+  end
   redis.call('HINCRBY', KEYS[4], 'late', 1)
   return 'late'
 end
 
-if state == 'c' then
+if state == 'C' or state == 'c' then
   redis.call('HINCRBY', KEYS[4], 'duplicate', 1)
   return 'duplicate'
 end

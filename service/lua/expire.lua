@@ -1,5 +1,6 @@
--- expire: label reward 0 every given impression that is still pending and past its deadline. Atomic
--- against clicks: whichever script removes the id from the pending set emits the one labelled event.
+-- expire: label every given impression that is still pending and past its deadline: reward 1 if it was
+-- clicked within its window, else 0. Atomic against clicks: whichever script removes the id from the
+-- pending set emits the one labelled event.
 --
 -- KEYS[1]   pending zset      (keys.pending)
 -- KEYS[2]   labelled stream   (keys.labelled_stream)
@@ -17,11 +18,17 @@ for i = 4, #KEYS do
   local score = redis.call('ZSCORE', KEYS[1], id)
   if score and tonumber(score) < now then
     redis.call('ZREM', KEYS[1], id)
-    local h = redis.call('HMGET', KEYS[i], 'd', 'ev')
+    local h = redis.call('HMGET', KEYS[i], 'd', 'ev', 's')
     if h[1] then
-      redis.call('HSET', KEYS[i], 's', 'x')
-      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', id, 'r', '0', 'at', h[1], 'ev', h[2])
-      redis.call('HINCRBY', KEYS[3], 'defaulted', 1)
+      local reward = '0'
+      if h[3] == 'c' then reward = '1' end
+      if reward == '1' then
+        redis.call('HSET', KEYS[i], 's', 'C')
+      else
+        redis.call('HSET', KEYS[i], 's', 'x')
+        redis.call('HINCRBY', KEYS[3], 'defaulted', 1)
+      end
+      redis.call('XADD', KEYS[2], 'MAXLEN', '~', ARGV[2], '*', 'id', id, 'r', reward, 'at', h[1], 'ev', h[2])
       redis.call('HINCRBY', KEYS[3], 'labelled', 1)
       emitted = emitted + 1
     else
