@@ -8,14 +8,24 @@ Sampling always consumes exactly one uniform draw per decision from the injected
 broken by splitting the greedy mass equally among tied arms before sampling. That keeps decisions
 reproducible for a seed and makes the batch path (`decide_batch`) draw the same arms as one-at-a-time
 calls.
+
+The floor binds only where needed: a probability vector whose smallest entry already reaches the floor is
+logged unchanged; otherwise it is mixed with the uniform distribution just enough to lift the smallest
+entry to the floor (argmax policies: (1 - K·floor)·p + floor).
+
+Single calls (`decide`, `learn`) run on Python floats and one-row hooks (`_raw_probability_row`,
+`_learn_one`) with the same arithmetic as the batch path, because numpy's per-call overhead dominates at
+a handful of arms.
 """
 
 from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from bisect import bisect_left
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
+from itertools import accumulate
 from typing import Any, ClassVar
 
 import numpy as np
@@ -23,6 +33,8 @@ import numpy as np
 from policies import state as _state
 
 Context = Mapping[str, float]
+
+_PLAIN_NUMBERS = frozenset({float, int})
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,7 +85,11 @@ def _check_number(
 ) -> None:
     """Raise ValueError naming the field and the bound (e.g. "epsilon must be in [0, 1], got 1.5")."""
     kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or (integer and not isinstance(value, int))
+    ):
         raise ValueError(f"{name} must be {kind}, got {value!r}")
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value!r}")
@@ -94,7 +110,9 @@ class Policy(ABC):
     """Base class: arm bookkeeping, context validation, floor, sampling, serialization frame.
 
     Subclasses set `name` and `settings_class`, keep per-arm statistics in arrays indexed like
-    `self._arms`, and implement `_scores_probabilities` (the probability before the floor) and `_learn_index`.
+    `self._arms`, and implement `_raw_probabilities` (the probability before the floor) and `_learn_rows`;
+    they may override `_raw_probability_row` / `_probability_row` and `_learn_one` with faster one-context
+    versions that keep the same arithmetic.
     """
 
     name: ClassVar[str]
@@ -132,6 +150,7 @@ class Policy(ABC):
         self._arm_index: dict[str, int] = {a: i for i, a in enumerate(arms)}
         self._features: list[str] = features
         self._feature_index: dict[str, int] = {f: i for i, f in enumerate(features)}
+        self._feature_order = tuple(features)
         self._rng = np.random.default_rng(seed)
         self._init_state()
 
@@ -147,6 +166,18 @@ class Policy(ABC):
     @abstractmethod
     def _learn_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray, props: np.ndarray) -> None:
         """Apply n observations in order: x (n, d+1), arms (n,) indices, rewards (n,), propensities (n,)."""
+
+    def _raw_probability_row(self, x: np.ndarray) -> list[float]:
+        """One context (d+1,) -> K probabilities before the floor. Override only with the same arithmetic."""
+        return self._raw_probabilities(x[None, :])[0].tolist()
+
+    def _probability_row(self, x: np.ndarray) -> list[float]:
+        """One context (d+1,) -> K floored probabilities, exactly as `_floored(_raw_probabilities(...))`."""
+        return self._floored_row(self._raw_probability_row(x))
+
+    def _learn_one(self, x: np.ndarray, arm: int, reward: float, propensity: float) -> None:
+        """One observation (x has shape (d+1,)); override for speed with the same effect as `_learn_rows`."""
+        self._learn_rows(x[None, :], np.array([arm]), np.array([reward]), np.array([propensity]))
 
     @abstractmethod
     def _on_add_arm(self, arm: str, arm_features: Mapping[str, float] | None) -> None:
@@ -184,8 +215,34 @@ class Policy(ABC):
 
     def vectorize(self, context: Context) -> np.ndarray:
         """Context mapping -> vector of len(features)+1 (bias last). Missing features count as 0."""
+        # Fast path for the common case (known names, plain finite floats/ints); anything else takes the
+        # checked path below, which accepts or rejects with a message naming the feature.
+        if type(context) is dict:
+            if tuple(context) == self._feature_order:  # every feature, in order
+                row = [*context.values(), 1.0]
+            else:
+                row = [0.0] * (len(self._features) + 1)
+                row[-1] = 1.0
+                index = self._feature_index
+                try:
+                    for key, value in context.items():
+                        row[index[key]] = value
+                except KeyError:
+                    return self._vectorize_checked(context)
+            if _PLAIN_NUMBERS.issuperset(map(type, row)):
+                try:
+                    total = sum(row)
+                    if total - total == 0.0:  # false for NaN and inf
+                        return np.array(row, dtype=float)
+                except OverflowError:  # an int beyond float range: the checked path names it
+                    pass
+        return self._vectorize_checked(context)
+
+    def _vectorize_checked(self, context: Context) -> np.ndarray:
         if not isinstance(context, Mapping):
-            raise ValueError(f"context must be a mapping of feature name to number, got {type(context).__name__}")
+            raise ValueError(
+                f"context must be a mapping of feature name to number, got {type(context).__name__}"
+            )
         x = np.zeros(len(self._features) + 1)
         x[-1] = 1.0
         for key, value in context.items():
@@ -194,7 +251,7 @@ class Policy(ABC):
                 raise ValueError(f"unknown feature {key!r}; known features: {', '.join(self._features)}")
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"feature {key!r} must be a number, got {value!r}")
-            if not math.isfinite(value):
+            if not _is_finite(value):
                 raise ValueError(f"feature {key!r} must be finite, got {value!r}")
             x[i] = value
         return x
@@ -211,32 +268,32 @@ class Policy(ABC):
 
     def probabilities(self, context: Context) -> dict[str, float]:
         """The floored probability over arms for this context, without sampling."""
-        p = self._floored(self._raw_probabilities(self.vectorize(context)[None, :]))[0]
-        return dict(zip(self._arms, p.tolist(), strict=True))
+        p = self._probability_row(self.vectorize(context))
+        return dict(zip(self._arms, p, strict=True))
 
     def decide(self, context: Context) -> Decision:
-        x = self.vectorize(context)[None, :]
-        p = self._floored(self._raw_probabilities(x))[0]
-        i = self._sample(p)
-        return Decision(self._arms[i], dict(zip(self._arms, p.tolist(), strict=True)), float(p[i]))
+        p = self._probability_row(self.vectorize(context))
+        i = pick(p, self._rng.random())
+        return Decision(self._arms[i], dict(zip(self._arms, p, strict=True)), p[i])
 
     def decide_batch(self, contexts: np.ndarray) -> BatchDecision:
         """Decide for each row of an (n, d) array without learning in between."""
         x = self.vectorize_batch(contexts)
         p = self._floored(self._raw_probabilities(x))
-        u = self._rng.random(len(p))
-        c = np.cumsum(p, axis=1)
-        chosen = np.minimum((c < u[:, None] * c[:, -1:]).sum(axis=1), len(self._arms) - 1)
-        return BatchDecision(tuple(self._arms), chosen, p)
+        return BatchDecision(tuple(self._arms), pick_batch(p, self._rng.random(len(p))), p)
 
     def learn(self, context: Context, arm: str, reward: float, propensity: float) -> None:
-        x = self.vectorize(context)[None, :]
+        x = self.vectorize(context)
         i = self._index_of(arm)
         self._check_reward_propensity(reward, propensity)
-        self._learn_rows(x, np.array([i]), np.array([float(reward)]), np.array([float(propensity)]))
+        self._learn_one(x, i, float(reward), float(propensity))
 
     def learn_batch(
-        self, contexts: np.ndarray, arms: Sequence[str] | np.ndarray, rewards: np.ndarray, propensities: np.ndarray
+        self,
+        contexts: np.ndarray,
+        arms: Sequence[str] | np.ndarray,
+        rewards: np.ndarray,
+        propensities: np.ndarray,
     ) -> None:
         """Apply n observations in order. `arms` are arm ids or integer indices into `self.arms`."""
         x = self.vectorize_batch(contexts)
@@ -259,7 +316,7 @@ class Policy(ABC):
         bad = ~((q > 0) & (q <= 1))
         if bad.any():
             row = int(np.argwhere(bad)[0][0])
-            raise ValueError(f"propensity must be in (0, 1], got {q[row]!r} at row {row}")
+            raise ValueError(f"propensity must be in (0, 1], got {float(q[row])!r} at row {row}")
         if n:
             self._learn_rows(x, idx, r, q)
 
@@ -301,6 +358,7 @@ class Policy(ABC):
         obj._arm_index = {a: i for i, a in enumerate(obj._arms)}
         obj._features = list(meta["features"])
         obj._feature_index = {f: i for i, f in enumerate(obj._features)}
+        obj._feature_order = tuple(obj._features)
         obj._rng = np.random.default_rng()
         obj._rng.bit_generator.state = meta["rng"]
         obj._load_state(meta["state"], arrays)
@@ -315,7 +373,10 @@ class Policy(ABC):
 
     @staticmethod
     def _check_reward_propensity(reward: float, propensity: float) -> None:
-        if isinstance(reward, bool) or not isinstance(reward, int | float) or not math.isfinite(reward):
+        if type(reward) is float and type(propensity) is float and 0.0 < propensity <= 1.0:
+            if reward - reward == 0.0:  # false for NaN and inf
+                return
+        if isinstance(reward, bool) or not isinstance(reward, int | float) or not _is_finite(reward):
             raise ValueError(f"reward must be a finite number, got {reward!r}")
         if (
             isinstance(propensity, bool)
@@ -325,14 +386,45 @@ class Policy(ABC):
             raise ValueError(f"propensity must be in (0, 1], got {propensity!r}")
 
     def _floored(self, p: np.ndarray) -> np.ndarray:
-        k = p.shape[1]
+        """(n, K) -> each row mixed with uniform just enough that its smallest entry reaches the floor."""
+        inv_k = 1.0 / p.shape[1]
         f = self.floor
-        return (1.0 - k * f) * p + f
+        p_min = p.min(axis=1, keepdims=True)
+        gap = inv_k - p_min
+        safe_gap = np.where(gap > 0.0, gap, 1.0)
+        lam = np.where(gap > 0.0, np.minimum((f - p_min) / safe_gap, 1.0), 0.0)
+        return np.where(lam > 0.0, p + lam * (inv_k - p), p)
 
-    def _sample(self, p: np.ndarray) -> int:
-        u = self._rng.random()
-        c = np.cumsum(p)
-        return min(int((c < u * c[-1]).sum()), len(p) - 1)
+    def _floored_row(self, p: list[float]) -> list[float]:
+        """`_floored` for one row of Python floats, with the same arithmetic."""
+        inv_k = 1.0 / len(p)
+        p_min = min(p)
+        gap = inv_k - p_min
+        if gap <= 0.0:
+            return p
+        lam = min((self.floor - p_min) / gap, 1.0)
+        if lam <= 0.0:
+            return p
+        return [q + lam * (inv_k - q) for q in p]
+
+
+def _is_finite(value: float) -> bool:
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        return False
+
+
+def pick(p: Sequence[float], u: float) -> int:
+    """The arm a uniform draw u in [0, 1) selects from probabilities p (inverse CDF)."""
+    c = list(accumulate(p))
+    return min(bisect_left(c, u * c[-1]), len(c) - 1)
+
+
+def pick_batch(p: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """`pick` for n rows: (n, K) probabilities and (n,) uniforms -> (n,) arm indices (same arithmetic)."""
+    c = np.cumsum(p, axis=1)  # sequential sums per row, exactly as `accumulate`
+    return np.minimum((c < u[:, None] * c[:, -1:]).sum(axis=1), p.shape[1] - 1)
 
 
 def greedy_split(scores: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
@@ -341,3 +433,33 @@ def greedy_split(scores: np.ndarray, rtol: float = 1e-12) -> np.ndarray:
     tol = rtol * np.maximum(np.abs(best), 1.0)
     top = (scores >= best - tol).astype(float)
     return top / top.sum(axis=1, keepdims=True)
+
+
+def floored_greedy_row(scores: Sequence[float], floor: float, rtol: float = 1e-12) -> list[float]:
+    """`Policy._floored_row(greedy_split_row(scores))` in one pass, with the same arithmetic: the greedy
+    vector's smallest entry is 0 unless every arm ties, so the floor mixes in lam = floor·K."""
+    best = max(scores)
+    cut = best - rtol * max(abs(best), 1.0)
+    k = len(scores)
+    n = sum(map(cut.__le__, scores))
+    share = 1.0 / n
+    if n == k:
+        return [share] * k
+    inv_k = 1.0 / k
+    lam = min(floor / inv_k, 1.0)
+    high = share + lam * (inv_k - share)
+    low = lam * inv_k
+    if n == 1:
+        p = [low] * k
+        p[scores.index(best)] = high
+        return p
+    return [high if s >= cut else low for s in scores]
+
+
+def greedy_split_row(scores: Sequence[float], rtol: float = 1e-12) -> list[float]:
+    """`greedy_split` for one row of Python floats, with the same arithmetic."""
+    best = max(scores)
+    cut = best - rtol * max(abs(best), 1.0)
+    top = [s >= cut for s in scores]
+    share = 1.0 / sum(top)
+    return [share if t else 0.0 for t in top]

@@ -24,7 +24,8 @@ def pack(meta: Mapping[str, Any], arrays: Mapping[str, np.ndarray]) -> bytes:
     for name, arr in arrays.items():
         if np.asarray(arr).dtype == object:
             raise ValueError(f"state array {name!r} has dtype object; only numeric arrays are stored")
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    payload: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}  # Any: savez's stubs
+    np.savez(buf, **payload)
     return MAGIC + bytes([VERSION]) + struct.pack(">I", len(header)) + header + buf.getvalue()
 
 
