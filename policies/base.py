@@ -328,7 +328,19 @@ class Policy(ABC):
             raise ValueError(f"arm {arm!r} already exists")
         self._arms.append(arm)
         self._arm_index[arm] = len(self._arms) - 1
-        self._on_add_arm(arm, features)
+        try:
+            self._on_add_arm(arm, features)
+        except Exception:
+            # a hook that refuses (e.g. bad artwork features) must not leave the arm half-added
+            self._arms.pop()
+            del self._arm_index[arm]
+            raise
+
+    def reseed(self, seed: int | None) -> None:
+        """Replace the random generator (API workers seed each process differently)."""
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or seed < 0):
+            raise ValueError(f"seed must be a non-negative integer or None, got {seed!r}")
+        self._rng = np.random.default_rng(seed)
 
     def remove_arm(self, arm: str) -> None:
         """Remove an artwork; it is never chosen again."""

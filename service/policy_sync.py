@@ -10,8 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 
-import numpy as np
-
 from policies import Policy
 from service.catalog import TitleConfig
 
@@ -49,4 +47,4 @@ def stable_seed(title_id: str, variant: str) -> int:
 def reseed(policy: Policy, seed: int | None = None) -> None:
     """Give a policy loaded from a shared snapshot this process's own random stream (OS entropy unless a
     seed is given), so workers that load the same snapshot do not draw the same arms."""
-    policy._rng = np.random.default_rng(seed)  # no public setter on Policy yet
+    policy.reseed(seed)
