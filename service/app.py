@@ -30,6 +30,7 @@ from service.decisions import Decider
 from service.errors import ArtbanditError
 from service.metrics import Metrics, read_store_health
 from service.model_cache import ModelCache
+from service.offpolicy import OffPolicyPanel
 from service.redis_client import make_redis
 from service.redis_join import RedisJoin
 
@@ -73,6 +74,7 @@ class Artbandit:
     def __init__(self, settings: Settings, metrics: Metrics) -> None:
         self.settings = settings
         self.metrics = metrics
+        self.offpolicy = OffPolicyPanel()  # the title page's off-policy estimates, cached ~30 s per title
         self._lock = threading.Lock()
         self._state: _ProcessState | None = None
 
@@ -121,7 +123,7 @@ class Artbandit:
     def stats_for(self, title_id: str, now: float | None = None) -> dict[str, Any] | None:
         """The title's statistics document (`service.stats.title_stats`), None for an unknown title."""
         cfg = catalog_store.load_title(self.admin_redis, title_id)
-        return None if cfg is None else self._stats(cfg, time.time() if now is None else now)
+        return None if cfg is None else self._stats(cfg, time.time() if now is None else now, offpolicy=True)
 
     def titles_overview(self, now: float | None = None) -> list[dict[str, Any]]:
         """One `service.stats.overview_row` per title: impressions, clicks, CTR, best variant, health."""
@@ -130,8 +132,10 @@ class Artbandit:
             stats.overview_row(self._stats(cfg, at)) for cfg in catalog_store.list_titles(self.admin_redis)
         ]
 
-    def _stats(self, cfg: TitleConfig, now: float) -> dict[str, Any]:
+    def _stats(self, cfg: TitleConfig, now: float, offpolicy: bool = False) -> dict[str, Any]:
         raw = dict(stats_store.raw_title_stats(self.admin_redis, cfg.title_id, now))
+        if offpolicy:  # one title's page: not for every row of the overview
+            raw.setdefault("offpolicy", self.offpolicy.rows(self.admin_redis, cfg))
         raw.setdefault("name", cfg.name or cfg.title_id)
         raw.setdefault("artwork_meta", {a.id: {"image_url": a.image_url} for a in cfg.artworks})
         raw.setdefault("attribution_window_s", self.settings.attribution_window)

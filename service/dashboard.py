@@ -432,7 +432,8 @@ def overview_view(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
             "title_id": r["title_id"], "name": r["name"], "impressions": count(r["impressions"]),
             "clicks": count(r["clicks"]), "ctr": pct(r["ctr"]), "ctr_ci": pct_interval(r["ctr_ci"]),
             "per_minute": count(r["per_minute_recent"]), "variants": r["variants"],
-            "best": "–" if not best else f"{best['variant']} ({pct(best['ctr'])})",
+            # a single variant is "best" only trivially: its CTR is already in the row
+            "best": "–" if not best or r["variants"] < 2 else f"{best['variant']} ({pct(best['ctr'])})",
             "srm_flagged": r["srm_flagged"], "health_ok": r["health_ok"],
         })
     return out
