@@ -99,7 +99,9 @@ class RidgeArms:
     def mean_var_row(self, x: np.ndarray) -> tuple[list[float], list[float]]:
         """One context (d,) -> predicted mean x·θ_k and xᵀA_k⁻¹x for every arm k, as lists."""
         np.dot(self._joint, x, out=self._y)
-        return self._y_mean.tolist(), self._y_arms.dot(x).tolist()
+        # xᵀA⁻¹x > 0 in exact arithmetic; rounding after many updates can leave it at -1e-17 (seen in a
+        # demo run as a "math domain error" from sqrt), so clamp at 0.
+        return self._y_mean.tolist(), np.maximum(self._y_arms.dot(x), 0.0).tolist()
 
     def mean_var(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(n, d) contexts -> predicted mean x·θ_k and xᵀA_k⁻¹x, both (n, K)."""
@@ -114,6 +116,7 @@ class RidgeArms:
             # A⁻¹ is symmetric, so row i of xs @ (A⁻¹ rows)ᵀ holds A_k⁻¹x for every arm k.
             proj = (xs @ rows.T).reshape(len(xs), k, d)
             var[s : s + step] = np.einsum("nkd,nd->nk", proj, xs)
+        np.maximum(var, 0.0, out=var)  # rounding may leave tiny negatives (see mean_var_row)
         return mean, var
 
     # ------------------------------------------------------------------ learning

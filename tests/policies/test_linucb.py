@@ -206,3 +206,13 @@ BAD_PARAMS = [
 def test_bad_parameters_name_the_field_and_bound(params: dict[str, Any], fragment: str) -> None:
     with pytest.raises(ValueError, match=fragment):
         make(["a", "b"], **params)
+
+
+def test_rounding_below_zero_variance_does_not_break_deciding() -> None:
+    """A demo run once hit xᵀA⁻¹x = -1e-17 and answered 400 'math domain error'; the variance is clamped."""
+    p = create_policy("linucb", arms=["a", "b"], features=["f"], seed=1)
+    p._stats.A_inv[0] = -1e-12 * np.eye(2)  # type: ignore[attr-defined]  # A_inv is a view of the joint array
+    d = p.decide({"f": 0.5})
+    assert abs(sum(d.probabilities.values()) - 1.0) < 1e-12
+    b = p.decide_batch(np.array([[0.5], [0.1]]))
+    assert np.isfinite(b.probabilities).all()
