@@ -5,7 +5,16 @@
     d = p.decide({"romance": 0.7})
 """
 
-from policies.base import BatchDecision, Decision, Policy, Settings
+from policies.base import BatchDecision, Decision, InvalidContext, Policy, Settings
 from policies.registry import POLICIES, create_policy, load_policy
 
-__all__ = ["POLICIES", "BatchDecision", "Decision", "Policy", "Settings", "create_policy", "load_policy"]
+__all__ = [
+    "POLICIES",
+    "BatchDecision",
+    "Decision",
+    "InvalidContext",
+    "Policy",
+    "Settings",
+    "create_policy",
+    "load_policy",
+]

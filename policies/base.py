@@ -37,6 +37,12 @@ Context = Mapping[str, float]
 _PLAIN_NUMBERS = frozenset({float, int})
 
 
+class InvalidContext(ValueError):
+    """The context given to decide/learn is not valid for this policy (unknown feature, not a number,
+    NaN/inf). A ValueError, so callers may treat all bad input alike; the service maps only this one to
+    a client error, so any other failure inside a policy surfaces as the bug it is."""
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
     """One decision: the chosen arm, the full probability over arms and the chosen arm's probability."""
@@ -240,7 +246,7 @@ class Policy(ABC):
 
     def _vectorize_checked(self, context: Context) -> np.ndarray:
         if not isinstance(context, Mapping):
-            raise ValueError(
+            raise InvalidContext(
                 f"context must be a mapping of feature name to number, got {type(context).__name__}"
             )
         x = np.zeros(len(self._features) + 1)
@@ -248,11 +254,11 @@ class Policy(ABC):
         for key, value in context.items():
             i = self._feature_index.get(key)
             if i is None:
-                raise ValueError(f"unknown feature {key!r}; known features: {', '.join(self._features)}")
+                raise InvalidContext(f"unknown feature {key!r}; known features: {', '.join(self._features)}")
             if isinstance(value, bool) or not isinstance(value, int | float):
-                raise ValueError(f"feature {key!r} must be a number, got {value!r}")
+                raise InvalidContext(f"feature {key!r} must be a number, got {value!r}")
             if not _is_finite(value):
-                raise ValueError(f"feature {key!r} must be finite, got {value!r}")
+                raise InvalidContext(f"feature {key!r} must be finite, got {value!r}")
             x[i] = value
         return x
 

@@ -37,7 +37,7 @@ from typing import Any, cast
 import numpy as np
 import vowpal_wabbit_next as vw
 
-from policies.base import Policy, Settings, check_number
+from policies.base import InvalidContext, Policy, Settings, check_number
 
 EXPLORERS = ("epsilon", "squarecb", "softmax", "bag", "cover")
 OPTIMIZERS = ("coin", "adaptive")
@@ -300,6 +300,6 @@ class VowpalWabbit(Policy):
 def _check_float32(contexts: np.ndarray, rewards: np.ndarray | None = None) -> None:
     """VW computes in float32: finite values beyond its range would become inf inside the model."""
     if contexts.size and np.abs(contexts).max() > _F32_MAX:
-        raise ValueError(f"context feature values must be within float32 range (|x| <= {_F32_MAX:.3g})")
+        raise InvalidContext(f"context feature values must be within float32 range (|x| <= {_F32_MAX:.3g})")
     if rewards is not None and rewards.size and np.abs(rewards).max() > _F32_MAX:
         raise ValueError(f"reward must be within float32 range (|reward| <= {_F32_MAX:.3g})")

@@ -17,6 +17,7 @@ from typing import cast
 
 import redis
 
+from policies import InvalidContext
 from service import keys
 from service.catalog import TitleConfig
 from service.config import Settings
@@ -74,7 +75,7 @@ class Decider:
         policy, version = self.cache.policy(cfg, variant)
         try:
             decision = policy.decide(context)
-        except ValueError as exc:
+        except InvalidContext as exc:
             raise InvalidRequest(str(exc)) from exc
         policy_name = exp.policy_names[variant]
         if not self.breaker.available():
