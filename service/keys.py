@@ -16,6 +16,7 @@ outside a title.
 | `ab:{t}:join` | hash of join counters | permanent, fixed size |
 | `ab:{t}:totals` | hash `i|variant|artwork`, `c|variant|artwork` | permanent, fixed size |
 | `ab:{t}:min:<minute>` | same fields, one epoch minute | TTL window + retention + 2 min |
+| `ab:{t}:users:<variant>` | HyperLogLog of distinct viewers of a variant | permanent, ≤ 12 KB each |
 | `ab:{t}:snapshot` | hash: learner position, counters, per-variant model bytes/version/spec | permanent |
 """
 
@@ -109,6 +110,11 @@ def totals(title_id: str) -> str:
 
 def minute_counters(title_id: str, minute: int) -> str:
     return f"{_t(title_id)}:min:{minute}"
+
+
+def variant_users(title_id: str, variant: str) -> str:
+    """HyperLogLog of the distinct viewers served by one variant (the unit of the sample-ratio check)."""
+    return f"{_t(title_id)}:users:{variant}"
 
 
 def snapshot(title_id: str) -> str:

@@ -69,6 +69,7 @@ class RedisJoin:
                     keys.join_counters(title),
                     keys.minute_counters(title, ref.minute),
                     keys.totals(title),
+                    keys.variant_users(title, record.variant),
                 ],
                 args=[
                     record.event_id,
@@ -80,6 +81,7 @@ class RedisJoin:
                     self.settings.retention_events,
                     self.impression_ttl,
                     self.minute_ttl,
+                    record.user_id,
                 ],
             )
         except redis.ResponseError as exc:

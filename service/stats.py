@@ -8,9 +8,15 @@ Methods (the page states them too):
   is asymmetric like the ratio itself. No interval when either arm has zero clicks (log undefined).
   The p-value is the two-sided pooled two-proportion z-test of p_v = p_c. The two can disagree at the
   very edge of significance; they come from different (standard) approximations.
-- Sample-ratio mismatch (SRM): Pearson chi-square of observed impressions per variant against the
-  configured weights, df = k - 1, flagged when p < alpha (0.001 by default: SRM checks run on every
-  refresh, so a strict alpha keeps false alarms rare). The survival function is the regularized upper
+- Sample-ratio mismatch (SRM): Pearson chi-square of observed distinct viewers per variant against the
+  configured weights — viewers, not impressions, because assignment is sticky per viewer: heavy
+  viewers make impression shares drift from the weights with nothing wrong (a 25-minute demo run
+  tripped an impression-based check). Viewers are counted by Redis HyperLogLogs (bounded memory,
+  standard error 0.81%), so each term's variance is E + (0.0081·E)² instead of E: at small counts this
+  is the plain test, at millions of viewers it stops flagging the counter's own noise (it then detects
+  mismatches of a few percent and more). Impressions (exact counts, plain test) are used only when
+  viewer counts are missing. df = k - 1, flagged when p < alpha (0.001 by default: SRM checks run on
+  every refresh, so a strict alpha keeps false alarms rare). The survival function is the regularized upper
   incomplete gamma Q(df/2, x/2), computed here (series / continued fraction) to avoid a scipy dependency.
 
 CTR is recorded clicks over impressions, both attributed to the impression's decision minute. Recent
@@ -41,6 +47,7 @@ from typing import Any
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 SRM_ALPHA = 0.001
 MAX_SERIES_POINTS = 40  # buckets per time series; the bucket width (minutes) adapts to the span
+HLL_RELATIVE_ERROR = 0.0081  # Redis HyperLogLog standard error
 RECENT_MINUTES = 10  # traffic rate in the overview: impressions per minute over this many minutes
 # learner-health thresholds (warnings only, never errors)
 MAX_LAG_EVENTS = 10_000
@@ -53,7 +60,8 @@ METHODS = {
     "lift_interval": "delta method on the log of the CTR ratio (Katz), 95%",
     "p_value": "two-sided pooled two-proportion z-test against control (per variant, not corrected for"
     " multiple comparisons)",
-    "srm": f"Pearson chi-square of impressions vs configured weights, flagged when p < {SRM_ALPHA:g}",
+    "srm": f"Pearson chi-square of distinct viewers per variant vs configured weights, flagged when"
+    f" p < {SRM_ALPHA:g}",
     "best": "highest CTR; p-value: two-proportion z-test against the runner-up",
 }
 
@@ -185,13 +193,18 @@ def chi2_sf(x: float, df: int) -> float:
 
 
 def srm_check(
-    observed: Mapping[str, int], weights: Mapping[str, float], alpha: float = SRM_ALPHA
+    observed: Mapping[str, int],
+    weights: Mapping[str, float],
+    alpha: float = SRM_ALPHA,
+    relative_error: float = 0.0,
 ) -> dict[str, Any]:
     """Chi-square test of observed impressions per variant against the configured split.
 
     Only configured variants count (traffic of a variant no longer configured is ignored). Returns
     {"chi2", "df", "p_value", "alpha", "flagged", "expected": {variant: count}}; chi2 and p_value are
-    None (not flagged) when there are fewer than two variants or no impressions.
+    None (not flagged) when there are fewer than two variants or no impressions. `relative_error` is the
+    standard error of the counts themselves (e.g. 0.0081 for HyperLogLog estimates), added to each
+    term's variance.
     """
     if not 0 < alpha < 1:
         raise ValueError(f"alpha must be in (0, 1), got {alpha!r}")
@@ -210,7 +223,8 @@ def srm_check(
     }
     if len(weights) < 2 or n == 0:
         return out
-    chi2 = sum((observed.get(name, 0) - e) ** 2 / e for name, e in expected.items())
+    c2 = relative_error**2
+    chi2 = sum((observed.get(name, 0) - e) ** 2 / (e + c2 * e * e) for name, e in expected.items())
     p_value = chi2_sf(chi2, len(weights) - 1)
     out.update(chi2=chi2, p_value=p_value, flagged=p_value < alpha)
     return out
@@ -423,10 +437,19 @@ def title_stats(raw: Mapping[str, Any], experiment: Mapping[str, Any] | None, no
     x = sum(v["clicks"] for v in variants)
     srm = None
     if experiment and len(experiment["variants"]) > 1:
+        raw_variants = raw.get("variants", {})
+        counted = [raw_variants.get(v["variant"], {}) for v in variants]
+        unit = "viewers" if counted and all("users" in c for c in counted) else "impressions"
+        observed = {
+            v["variant"]: int(c["users"]) if unit == "viewers" else v["impressions"]
+            for v, c in zip(variants, counted, strict=True)
+        }
         srm = srm_check(
-            {v["variant"]: v["impressions"] for v in variants},
+            observed,
             {v["name"]: float(v["weight"]) for v in experiment["variants"]},
+            relative_error=HLL_RELATIVE_ERROR if unit == "viewers" else 0.0,
         )
+        srm["unit"] = unit
     return {
         "title_id": raw["title_id"],
         "name": raw.get("name") or raw["title_id"],

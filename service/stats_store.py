@@ -43,6 +43,13 @@ def raw_title_stats(
         v[kind] += count
         a[kind] += count
 
+    if variants:  # distinct viewers per variant: the sample-ratio check's unit (viewers are sticky)
+        pipe = r.pipeline(transaction=False)
+        for variant in variants:
+            pipe.pfcount(keys.variant_users(title_id, variant))
+        for variant, users in zip(variants, pipe.execute(), strict=True):
+            variants[variant]["users"] = int(users)
+
     series = []
     for minute, counters in zip(window, per_minute, strict=True):
         cells: dict[tuple[str, str], dict[str, int]] = {}

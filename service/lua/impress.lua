@@ -6,6 +6,7 @@
 -- KEYS[4] join counters hash      (keys.join_counters)
 -- KEYS[5] decision-minute counters (keys.minute_counters)
 -- KEYS[6] title totals hash       (keys.totals)
+-- KEYS[7] variant viewers HLL     (keys.variant_users)
 -- ARGV[1] impression id
 -- ARGV[2] deadline (epoch seconds, text; decided_at + attribution window)
 -- ARGV[3] decision record JSON (the decisions stream entry)
@@ -15,6 +16,7 @@
 -- ARGV[7] approximate MAXLEN of the decisions stream
 -- ARGV[8] TTL of the impression hash, seconds (window + retention)
 -- ARGV[9] TTL of the minute counters, seconds
+-- ARGV[10] user id (counted once per variant in the HyperLogLog)
 -- Returns the decisions stream entry id.
 
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -28,4 +30,5 @@ redis.call('HINCRBY', KEYS[4], 'impressions', 1)
 redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
 redis.call('EXPIRE', KEYS[5], ARGV[9])
 redis.call('HINCRBY', KEYS[6], ARGV[5], 1)
+redis.call('PFADD', KEYS[7], ARGV[10])
 return entry

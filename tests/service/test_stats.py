@@ -177,6 +177,19 @@ def test_srm_flags_a_broken_split() -> None:
     assert out["flagged"] is True
 
 
+def test_srm_allows_for_the_counters_own_error() -> None:
+    """A 0.5% deviation at a million viewers is HyperLogLog noise, not a broken split: plain chi2 =
+    2·5000²/500000 = 100 (flagged); with 0.81% relative error each variance becomes
+    500000·(1 + 0.0081²·500000) = 1.6452e7, chi2 = 2·25e6/1.6452e7 = 3.04 (p = 0.081, not flagged)."""
+    observed, weights = {"a": 505_000, "b": 495_000}, {"a": 1, "b": 1}
+    assert srm_check(observed, weights)["flagged"] is True
+    out = srm_check(observed, weights, relative_error=0.0081)
+    assert out["chi2"] == pytest.approx(2 * 5000**2 / (500_000 * (1 + 0.0081**2 * 500_000)))
+    assert out["flagged"] is False
+    # a real mismatch of 10% is still caught at that scale
+    assert srm_check({"a": 550_000, "b": 450_000}, weights, relative_error=0.0081)["flagged"] is True
+
+
 def test_srm_without_traffic_or_with_one_variant() -> None:
     assert srm_check({}, {"a": 1, "b": 1})["p_value"] is None
     assert srm_check({"a": 10}, {"a": 1})["flagged"] is False
@@ -245,6 +258,22 @@ def test_title_stats_variants_lift_and_srm() -> None:
     assert doc["srm"]["chi2"] == pytest.approx(0.0) and doc["srm"]["flagged"] is False
     assert doc["best"]["variant"] == "linucb" and doc["best"]["runner_up"] == "explore"
     assert doc["totals"]["impressions"] == 10_000 and doc["totals"]["clicks"] == 680
+
+
+def test_srm_counts_viewers_when_the_store_has_them() -> None:
+    """Impressions split exactly 10/5/85 above, but if the viewers behind them split 120/50/830 the
+    check must see the viewers: expected 100/50/850, chi2 = 20²/100 + 0 + 20²/850 = 4.4706 (df 2,
+    p = exp(-4.4706/2) = 0.1070)."""
+    raw = _raw()
+    for name, users in (("control", 120), ("explore", 50), ("linucb", 830)):
+        raw["variants"][name]["users"] = users
+    doc = title_stats(raw, EXPERIMENT, NOW)
+    assert doc["srm"]["unit"] == "viewers"
+    c2 = 0.0081**2  # HyperLogLog standard error, added to each term's variance
+    chi2 = 400 / (100 + c2 * 100**2) + 400 / (850 + c2 * 850**2)  # = 3.9974 + 0.4692
+    assert doc["srm"]["chi2"] == pytest.approx(chi2)
+    assert doc["srm"]["p_value"] == pytest.approx(math.exp(-chi2 / 2))
+    assert title_stats(_raw(), EXPERIMENT, NOW)["srm"]["unit"] == "impressions"
 
 
 def test_title_stats_artworks() -> None:

@@ -19,12 +19,14 @@ T0 = 1_700_000_000.0  # minute 28_333_333 starts at T0 - 20
 M0 = int(T0 // 60)
 
 
-def record(decided_at: float, artwork: str, variant: str = "default", title_id: str = "t1") -> DecisionRecord:
+def record(
+    decided_at: float, artwork: str, variant: str = "default", title_id: str = "t1", user: str = "u"
+) -> DecisionRecord:
     return DecisionRecord(
         event_id=keys.new_impression_id(title_id, decided_at),
         title_id=title_id,
         variant=variant,
-        user_id="u",
+        user_id=user,
         context={},
         artworks=["a", "b"],
         probabilities=[0.5, 0.5],
@@ -49,8 +51,8 @@ def test_raw_title_stats_shape_and_attribution(redis: redis_lib.Redis, settings:
         ),
     )
     join = RedisJoin(redis, settings)
-    first, second, third = record(T0, "a"), record(T0 + 120, "b"), record(T0 + 121, "a", variant="explore")
-    for rec in (first, second, third):
+    first, second, third = record(T0, "a"), record(T0 + 120, "b", user="v"), record(T0 + 121, "a", "explore")
+    for rec in (first, second, third, record(T0 + 122, "b", user="v")):  # the last one: a returning viewer
         join.impress(rec)
     join.click(first.event_id, now=T0 + 150)  # recorded, counted in the decision minute M0
     join.click(first.event_id, now=T0 + 151)  # duplicate
@@ -62,19 +64,22 @@ def test_raw_title_stats_shape_and_attribution(redis: redis_lib.Redis, settings:
     assert raw["title_id"] == "t1"
     assert raw["variants"] == {
         "default": {
-            "impressions": 2,
+            "impressions": 3,
             "clicks": 1,
-            "artworks": {"a": {"impressions": 1, "clicks": 1}, "b": {"impressions": 1, "clicks": 0}},
+            "users": 2,  # distinct viewers: u and v (v twice)
+            "artworks": {"a": {"impressions": 1, "clicks": 1}, "b": {"impressions": 2, "clicks": 0}},
         },
-        "explore": {"impressions": 1, "clicks": 0, "artworks": {"a": {"impressions": 1, "clicks": 0}}},
+        "explore": {
+            "impressions": 1, "clicks": 0, "users": 1, "artworks": {"a": {"impressions": 1, "clicks": 0}}
+        },
     }
     assert raw["series"] == [
         {"minute": M0, "variant": "default", "artwork": "a", "impressions": 1, "clicks": 1},
-        {"minute": M0 + 2, "variant": "default", "artwork": "b", "impressions": 1, "clicks": 0},
+        {"minute": M0 + 2, "variant": "default", "artwork": "b", "impressions": 2, "clicks": 0},
         {"minute": M0 + 2, "variant": "explore", "artwork": "a", "impressions": 1, "clicks": 0},
     ]
     assert raw["join"] == {
-        "pending": 1,
+        "pending": 2,
         "clicked": 1,
         "defaulted": 1,
         "late": 1,
@@ -96,7 +101,7 @@ def test_raw_title_stats_shape_and_attribution(redis: redis_lib.Redis, settings:
     assert health["t1"]["lag"] == 0 and health["t1"]["versions"] == {"default": 1}
     join.impress(record(T0 + 200, "a"))
     join.expire("t1", now=T0 + 1000)
-    assert stats_store.learner_health(redis)["t1"]["lag"] == 2
+    assert stats_store.learner_health(redis)["t1"]["lag"] == 3
 
 
 @pytest.mark.slow
@@ -129,6 +134,7 @@ def test_memory_stays_bounded(redis: redis_lib.Redis, redis_server: PrivateRedis
         keys.labelled_stream("t1"),
         keys.join_counters("t1"),
         keys.totals("t1"),
+        keys.variant_users("t1", "default"),  # a HyperLogLog: at most 12 KB however many viewers
     }
     all_keys = {k.decode() for k in redis.scan_iter(count=1000)}
     assert {k for k in all_keys if redis.ttl(k) == -1} == persistent  # everything else expires
