@@ -374,10 +374,16 @@ def _series(raw: Mapping[str, Any], variants: list[str], artworks: list[str], no
 
 
 def _recent_rate(rows: Iterable[Mapping[str, Any]], now: float) -> float:
+    """Impressions per minute over the last RECENT_MINUTES complete minutes — or over the complete minutes
+    since the first traffic in the series, when that is shorter (a fresh run would read low otherwise)."""
+    rows = list(rows)
     now_minute = int(now // 60)
     first = now_minute - RECENT_MINUTES
     recent = sum(int(r["impressions"]) for r in rows if first <= int(r["minute"]) < now_minute)
-    return recent / RECENT_MINUTES
+    if not rows:
+        return 0.0
+    span = min(RECENT_MINUTES, now_minute - min(int(r["minute"]) for r in rows))
+    return recent / span if span > 0 else 0.0
 
 
 def _health(raw: Mapping[str, Any], impressions: int) -> dict[str, Any]:

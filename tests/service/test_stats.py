@@ -365,5 +365,10 @@ def test_overview_row() -> None:
     assert row["title_id"] == "t1" and row["name"] == "t1"
     assert row["impressions"] == 10_000 and row["variants"] == 3
     assert row["best"]["variant"] == "linucb" and row["srm_flagged"] is False and row["health_ok"] is True
-    # the last 10 complete minutes: m-3 (500) and m-1 (560) -> 106 per minute
-    assert row["per_minute_recent"] == pytest.approx(106.0)
+    # traffic began at m-3, so the complete minutes m-3..m-1: (500 + 560) / 3 per minute
+    assert row["per_minute_recent"] == pytest.approx(1060 / 3)
+    # once traffic is older than 10 minutes, the rate is over the last 10 complete minutes
+    raw = _raw()
+    old = {"minute": int(NOW // 60) - 30, "variant": "control", "artwork": "a", "impressions": 9, "clicks": 0}
+    raw["series"].append(old)
+    assert stats.overview_row(title_stats(raw, EXPERIMENT, NOW))["per_minute_recent"] == pytest.approx(106.0)
