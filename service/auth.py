@@ -48,14 +48,19 @@ def require_viewer(
     headers: Headers, query_token: str | None, dashboard_token: str | None, api_key: str | None
 ) -> None:
     """Stats and dashboard: open when no dashboard token is configured; otherwise the dashboard token (as a
-    Bearer header or `?token=`) or the admin key is needed."""
+    Bearer header or `?token=`) or the admin key (as a Bearer header only) is needed."""
     if not dashboard_token:
         return
-    token = bearer_token(headers) or query_token
+    header_token = bearer_token(headers)
+    token = header_token or query_token
     if not token:
         raise Unauthorized(
             "statistics need the dashboard token: send 'Authorization: Bearer <token>' or ?token="
         )
-    if tokens_equal(token, dashboard_token) or (api_key is not None and tokens_equal(token, api_key)):
+    if tokens_equal(token, dashboard_token):
+        return
+    # The admin key only counts in the header: in a URL it would be copied into the page's links, the
+    # browser's history and proxy logs.
+    if api_key is not None and header_token is not None and tokens_equal(header_token, api_key):
         return
     raise Forbidden("the dashboard token is wrong")

@@ -14,7 +14,7 @@ from flask import Flask, Response, current_app, g, jsonify, request
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
-from werkzeug.exceptions import HTTPException
+from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
 from service.errors import ArtbanditError, StoreUnavailable, UnsupportedMediaType
 
@@ -46,7 +46,14 @@ def json_bytes() -> bytes:
     if not request.is_json:
         got = request.mimetype or "none"
         raise UnsupportedMediaType(f"send the body as JSON with 'Content-Type: application/json' (got {got})")
-    return request.get_data(cache=False)
+    data = request.get_data(cache=False)
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    # A chunked body (no Content-Length) is cut at the limit by werkzeug and the rest silently dropped:
+    # if anything is left after the limit, refuse the request instead of parsing a truncated body.
+    if limit is not None and request.content_length is None and len(data) >= limit:
+        if request.environ["wsgi.input"].read(1):
+            raise RequestEntityTooLarge()
+    return data
 
 
 def parse_body(model: type[M]) -> M:
@@ -112,7 +119,7 @@ def _validation_error(exc: ValidationError) -> Response:
 
 
 def _redis_down(exc: Exception) -> Response:
-    current_app.logger.warning("Redis unreachable on %s %s: %s", request.method, request.path, exc)
+    current_app.logger.warning("Redis unreachable on %s %r: %s", request.method, request.path, exc)
     return _domain_error(StoreUnavailable())
 
 
@@ -134,7 +141,8 @@ def _http_error(exc: HTTPException) -> Response:
 
 
 def _unexpected(exc: Exception) -> Response:
-    current_app.logger.exception("unhandled error on %s %s", request.method, request.path)
+    # %r: a path with encoded newlines cannot forge log lines
+    current_app.logger.exception("unhandled error on %s %r", request.method, request.path)
     return error_response("internal_error", "an unexpected error occurred; it has been logged", 500)
 
 

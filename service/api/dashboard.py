@@ -80,7 +80,7 @@ def _error(exc: ArtbanditError) -> tuple[str, int, dict[str, str]]:
         headers["WWW-Authenticate"] = 'Bearer realm="artbandit"'
     if isinstance(exc, StoreUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
-    context = _page_context()
+    context = _page_context(keep_token=exc.status not in (401, 403))  # never echo a refused token
     if exc.status < 500:
         context["refresh_ms"] = 0  # a 5xx page keeps retrying and recovers by itself; a 4xx page would not
     context.update(status=exc.status, code=exc.code, message=exc.message)
@@ -100,8 +100,8 @@ def _link_args() -> dict[str, Any]:
     return {"token": token} if token else {}
 
 
-def _page_context() -> dict[str, Any]:
-    link_args = _link_args()
+def _page_context(keep_token: bool = True) -> dict[str, Any]:
+    link_args = _link_args() if keep_token else {}
     home = url_for("dashboard.overview", **link_args)
     return {"refresh_ms": REFRESH_MS, "home": home, "link_args": link_args}
 

@@ -52,6 +52,10 @@ def _responses(ok: dict[str, Any], ok_text: str, *errors: int) -> dict[str, Any]
     out: dict[str, Any] = {"200": {"description": ok_text, **_json(ok)}}
     for status in errors:
         out[str(status)] = {"description": ERRORS[status], **_json(_ref("ErrorResponse"))}
+        if status == 503:
+            out[str(status)]["headers"] = {
+                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}
+            }
     return out
 
 
@@ -95,7 +99,9 @@ def build_openapi() -> dict[str, Any]:
             "summary": "Choose the artwork a viewer sees for a title (and log the decision)",
             "operationId": "impression",
             "requestBody": {"required": True, **_json(_ref("ImpressionRequest"))},
-            "responses": _responses(_ref("ImpressionResponse"), "the chosen artwork", 400, 404, 413, 415),
+            "responses": _responses(
+                _ref("ImpressionResponse"), "the chosen artwork", 400, 404, 413, 415, 503
+            ),
         }},
         "/click": {"post": {
             "summary": "Report a click on an impression's artwork",
@@ -108,31 +114,31 @@ def build_openapi() -> dict[str, Any]:
         }},
         "/titles": {"get": {
             "summary": "List every title's config", "operationId": "listTitles", "security": admin,
-            "responses": _responses(title_list, "all titles", 401, 403),
+            "responses": _responses(title_list, "all titles", 401, 403, 503),
         }},
         "/titles/{title_id}": {
             "parameters": [_title_id_param()],
             "get": {
                 "summary": "One title's config", "operationId": "getTitle", "security": admin,
-                "responses": _responses(_ref("TitleConfig"), "the title", 401, 403, 404),
+                "responses": _responses(_ref("TitleConfig"), "the title", 401, 403, 404, 503),
             },
             "put": {
                 "summary": "Create or replace a title", "operationId": "putTitle", "security": admin,
                 "requestBody": {"required": True, **_json(_ref("TitleBody"))},
                 "responses": _responses(
-                    saved, "saved; workers pick it up on their next refresh", 400, 401, 403, 413, 415
+                    saved, "saved; workers pick it up on their next refresh", 400, 401, 403, 413, 415, 503
                 ),
             },
             "delete": {
                 "summary": "Delete a title", "operationId": "deleteTitle", "security": admin,
-                "responses": _responses(_ref("TitleDeleted"), "deleted", 401, 403, 404),
+                "responses": _responses(_ref("TitleDeleted"), "deleted", 401, 403, 404, 503),
             },
         },
         "/stats/{title_id}": {"get": {
             "summary": "A title's statistics: CTR per variant and artwork, lift, SRM, series, learner health",
             "operationId": "titleStats",
             "parameters": [_title_id_param()],
-            "responses": _responses({"type": "object"}, "the statistics document", 401, 403, 404),
+            "responses": _responses({"type": "object"}, "the statistics document", 401, 403, 404, 503),
         }},
         "/healthz": {"get": {
             "summary": "The process is alive", "operationId": "healthz",
