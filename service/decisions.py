@@ -10,6 +10,7 @@ answer is the title's default artwork, marked `fallback=True` and not logged.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -57,6 +58,10 @@ class Decider:
         self.join = RedisJoin(r, settings, breaker=cache.breaker)
         self._experiments: dict[str, _Experiment] = {}
         self.fallbacks = 0
+        # A worker's threads share its cached policies, and a policy may score through scratch buffers of
+        # its own (LinUCB does) or be refitted to a changed catalog: one decision at a time per worker.
+        # Deciding takes microseconds; the lock is never held across the logging round trip.
+        self._deciding = threading.Lock()
 
     def impression(
         self, title_id: str, user_id: str, context: Mapping[str, float], now: float | None = None
@@ -72,9 +77,11 @@ class Decider:
             variant = exp.weights[0][0]
         else:
             variant = assign_variant(cfg.salt, user_id, exp.weights)
-        policy, version = self.cache.policy(cfg, variant)
         try:
-            decision = policy.decide(context)
+            with self._deciding:
+                # under the lock too: after a catalog change, cache.policy fits the live policy's arms
+                policy, version = self.cache.policy(cfg, variant)
+                decision = policy.decide(context)
         except InvalidContext as exc:
             raise InvalidRequest(str(exc)) from exc
         policy_name = exp.policy_names[variant]
