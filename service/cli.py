@@ -54,14 +54,14 @@ def cmd_learn(args: argparse.Namespace) -> int:
     from service.app import seed_configured_catalog
     from service.config import Settings
     from service.learner import Learner
-    from service.redis_client import make_redis
+    from service.redis_client import make_redis, redact_url
 
     settings = Settings.load()
     seed_configured_catalog(settings)
     stop = threading.Event()
     stop_on_signals(stop)
     r = make_redis(settings, for_api=False)
-    log.info("learner started on %s", _redact(settings.redis_url))
+    log.info("learner started on %s", redact_url(settings.redis_url))
     try:
         Learner(r, settings, titles=args.titles).run(stop)
     finally:
@@ -75,14 +75,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     return LocalStack.from_args(args).run()
 
-
-def _redact(url: str) -> str:
-    """A Redis URL without its password, for logs."""
-    head, sep, tail = url.rpartition("@")
-    if not sep:
-        return url
-    scheme, _, _ = head.partition("://")
-    return f"{scheme}://***@{tail}"
 
 
 def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:

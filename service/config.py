@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import Any
 
 
 @dataclass(frozen=True)
 class Settings:
     redis_url: str = "redis://127.0.0.1:6379/0"
-    api_key: str | None = None  # admin API key; None: admin routes refuse everything (401)
+    api_key: str | None = field(default=None, repr=False)  # admin key; None: admin routes answer 401
     attribution_window: float = 1800.0  # seconds a click may come after the impression
     snapshot_interval: float = 1.0  # seconds between learner snapshot publications
     refresh_interval: float = 0.25  # seconds between a worker's checks for a new snapshot version
@@ -23,7 +23,7 @@ class Settings:
     redis_timeout: float = 0.05  # seconds; socket timeout of API workers' Redis calls
     max_body_bytes: int = 64 * 1024
     catalog: str | None = None  # catalog YAML loaded into Redis at start (existing titles are kept)
-    dashboard_token: str | None = None  # when set, the dashboard and stats API need it
+    dashboard_token: str | None = field(default=None, repr=False)  # when set, the dashboard needs it
 
     def __post_init__(self) -> None:
         for name in ("attribution_window", "snapshot_interval", "refresh_interval", "redis_timeout"):

@@ -29,6 +29,7 @@ from service.app import seed_configured_catalog
 from service.catalog import TitleConfig, load_catalog
 from service.cli import gunicorn_command, stop_on_signals
 from service.config import Settings
+from service.redis_client import redact_url
 from service.redis_server import PrivateRedis
 
 if TYPE_CHECKING:
@@ -171,7 +172,7 @@ class LocalStack:
             f"  metrics     {self.base_url}/metrics",
             f"  stats       {self.base_url}/stats/<title_id>",
             f"  admin key   {settings.api_key}   ({key_note}; send 'Authorization: Bearer <key>')",
-            f"  Redis       {settings.redis_url}   ({where})",
+            f"  Redis       {redact_url(settings.redis_url)}   ({where})",
             f"  catalog     {settings.catalog}   ({seeded} new title(s) seeded)",
             f"  demo        {demo}",
             f"  attribution window {settings.attribution_window:g} s"

@@ -76,3 +76,12 @@ class CircuitBreaker:
     def reset(self) -> None:
         with self._lock:
             self._open_until = 0.0
+
+
+def redact_url(url: str) -> str:
+    """A Redis URL without its password, for logs and banners."""
+    head, sep, tail = url.rpartition("@")
+    if not sep:
+        return url
+    scheme, _, _ = head.partition("://")
+    return f"{scheme}://***@{tail}"
