@@ -278,7 +278,11 @@ class Policy(ABC):
         return dict(zip(self._arms, p, strict=True))
 
     def decide(self, context: Context) -> Decision:
-        p = self._probability_row(self.vectorize(context))
+        x = self.vectorize(context)
+        if type(context) is dict:
+            # `learn` right after with an equal context (the usual loop) reuses this vector
+            self._last_context = (context, context.copy(), x)
+        p = self._probability_row(x)
         i = pick(p, self._rng.random())
         return Decision(self._arms[i], dict(zip(self._arms, p, strict=True)), p[i])
 
@@ -289,7 +293,11 @@ class Policy(ABC):
         return BatchDecision(tuple(self._arms), pick_batch(p, self._rng.random(len(p))), p)
 
     def learn(self, context: Context, arm: str, reward: float, propensity: float) -> None:
-        x = self.vectorize(context)
+        last = getattr(self, "_last_context", None)
+        if last is not None and last[0] is context and last[1] == context:
+            x = last[2]  # validated by decide, unchanged since (equal to the copy taken then)
+        else:
+            x = self.vectorize(context)
         i = self._index_of(arm)
         self._check_reward_propensity(reward, propensity)
         self._learn_one(x, i, float(reward), float(propensity))

@@ -88,3 +88,25 @@ def test_floor_row_equals_floor_batch_and_binds_only_where_needed(floor: float) 
     assert np.allclose(batch[lifted].min(axis=1), floor, atol=1e-12)  # lifted just enough
     one_hot = np.eye(4)[[0, 2]]
     assert np.allclose(p._floored(one_hot), (1 - 4 * floor) * one_hot + floor, atol=1e-15)
+
+
+def test_learn_reuses_decides_vector_only_for_an_unchanged_context() -> None:
+    """decide then learn with the same dict reuses the validated vector; a dict changed in between is
+    vectorized (and validated) again."""
+    import pytest as _pytest
+
+    from policies import create_policy as _create
+
+    a = _create("linucb", arms=["x", "y"], features=["f", "g"], seed=3)
+    b = _create("linucb", arms=["x", "y"], features=["f", "g"], seed=3)
+    ctx = {"f": 0.5}
+    d = a.decide(ctx)
+    b.decide({"f": 0.5})
+    ctx["g"] = 1.0  # mutated after deciding: learn must see g = 1.0
+    a.learn(ctx, d.arm, 1.0, d.propensity)
+    b.learn({"f": 0.5, "g": 1.0}, d.arm, 1.0, d.propensity)
+    assert a.to_bytes() == b.to_bytes()
+    d = a.decide(ctx)
+    ctx["h"] = 2.0  # now invalid: the reuse must not skip validation
+    with _pytest.raises(ValueError, match="unknown feature 'h'"):
+        a.learn(ctx, d.arm, 1.0, d.propensity)
