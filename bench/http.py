@@ -12,6 +12,12 @@ Prints a markdown table and the ratios; --write appends it to docs/benchmarks.md
 
 from __future__ import annotations
 
+import sys
+
+# This file is named like the stdlib's `http` package; when run as a script its folder comes first on
+# sys.path and would shadow it (urllib imports http.client). Drop the folder, add the repository root.
+sys.path[:] = [p for p in sys.path if not p.rstrip("/").endswith("/bench")]
+
 import argparse
 import json
 import os
@@ -20,7 +26,6 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.request
@@ -30,14 +35,14 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service.redis_server import PrivateRedis, free_port  # noqa: E402
+from service.redis_server import PrivateRedis, free_port
 
 FEATURES = ["romance", "comedy", "drama", "horror", "action", "family", "thriller", "scifi"]
 ARTWORKS = [{"id": f"art-{i}", "features": {FEATURES[i % len(FEATURES)]: 1.0}} for i in range(8)]
 API_KEY = "bench-key"
 
 WRK_SCRIPT = r"""
--- artbandit load: impressions for random viewers; 20% of requests click a recent impression.
+-- artbandit load: impressions for random viewers; 20%% of requests click a recent impression.
 local features = {%(features)s}
 local ids = {}
 local pace_ms = %(pace_ms)s
@@ -153,12 +158,17 @@ def run_wrk(url: str, seconds: int, connections: int, pace_ms: float, tmp: Path,
 
 
 def start_gunicorn(
-    app_spec: str, port: int, workers: int, env: dict[str, str], cwd: Path
+    app_spec: str, port: int, workers: int, env: dict[str, str], cwd: Path, conf: str | None = None
 ) -> subprocess.Popen[bytes]:
-    cmd = [
-        sys.executable, "-m", "gunicorn", app_spec,
+    """Both servers get artbandit's production settings (service/gunicorn_conf.py: gthread workers with
+    4 threads and HTTP keep-alive); artbandit also gets that file's hooks (metrics dir, warm-up)."""
+    cmd = [sys.executable, "-m", "gunicorn", app_spec]
+    if conf:
+        cmd += ["-c", conf]
+    cmd += [
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--worker-class", "sync", "--backlog", "2048", "--log-level", "warning",
+        "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5",
+        "--backlog", "2048", "--log-level", "warning",
     ]  # fmt: skip
     return subprocess.Popen(cmd, env=env, cwd=cwd, start_new_session=True)
 
@@ -210,7 +220,9 @@ def main() -> int:
         metrics_dir.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         port_app, port_noop = free_port(), free_port()
-        app = start_gunicorn("service.app:create_app()", port_app, args.workers, env, ROOT)
+        app = start_gunicorn(
+            "service.app:create_app()", port_app, args.workers, env, ROOT, conf="python:service.gunicorn_conf"
+        )
         learner = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "learn"], env=env, cwd=ROOT, start_new_session=True
         )
@@ -245,7 +257,8 @@ def main() -> int:
     except (OSError, StopIteration):
         pass
     lines = [
-        f"Machine: {os.cpu_count()} cores, {cpu}; gunicorn sync workers={args.workers}, "
+        f"Machine: {os.cpu_count()} cores, {cpu}; gunicorn gthread workers={args.workers} x 4 threads, "
+        "keep-alive, "
         f"wrk -t1 -c{args.connections}, {args.seconds}s per row; 80% /impression, 20% /click; "
         "Redis (AOF everysec) and the learner run on the same machine.",
         "",
