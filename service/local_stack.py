@@ -193,6 +193,7 @@ class LocalStack:
 
     def _status(self, demo: DemoTraffic | None, experiment: str | None) -> None:
         parts = []
+        table = ""
         if demo is not None:
             c = demo.counters.snapshot()
             ctr = c["clicks"] / c["impressions"] if c["impressions"] else 0.0
@@ -206,13 +207,26 @@ class LocalStack:
                 status, doc = 0, None
                 parts.append(f"stats unavailable: {exc}")
             if status == 200 and doc:
-                ctrs = [
-                    f"{v['variant']} {v['ctr']:.1%}" if v.get("ctr") is not None else f"{v['variant']} –"
-                    for v in doc.get("variants", [])
-                ]
-                parts.append(f"{experiment} CTR by variant: " + ", ".join(ctrs))
+                table = _ctr_table(experiment, doc.get("variants", []))
         if parts:
             print(" | ".join(parts), flush=True)
+        if table:
+            print(table, flush=True)
+
+
+def _ctr_table(title_id: str, variants: list[dict[str, Any]]) -> str:
+    """The CTR table per variant (each a policy) that `make run` prints while the demo runs."""
+    header = f"{'variant':<10} {'policy':<15} {'impressions':>11} {'clicks':>7} {'CTR':>7}  95% interval"
+    rows = [f"  {title_id}: {header}"]
+    for v in variants:
+        ci = v.get("ctr_ci")
+        ctr = f"{v['ctr']:.1%}" if v.get("ctr") is not None else "–"
+        interval = f"{ci[0]:.1%} – {ci[1]:.1%}" if ci else ""
+        rows.append(
+            f"  {'':<{len(title_id) + 1}} {v['variant']:<10} {v.get('policy') or '':<15} "
+            f"{v.get('impressions', 0):>11,} {v.get('clicks', 0):>7,} {ctr:>7}  {interval}"
+        )
+    return "\n".join(rows)
 
 
 def _terminate(p: subprocess.Popen[bytes], timeout: float = 15.0) -> None:

@@ -236,3 +236,21 @@ def test_demo_viewers_click_what_speaks_to_their_tastes() -> None:
     best_single = max(sum(col) / len(probs) for col in zip(*probs, strict=True))
     oracle = sum(max(row) for row in probs) / len(probs)
     assert uniform < best_single < oracle and oracle > 1.5 * uniform
+
+
+def test_run_prints_a_ctr_table_per_variant_and_policy() -> None:
+    from service.local_stack import _ctr_table
+
+    table = _ctr_table(
+        "t1",
+        [
+            {"variant": "control", "policy": "fixed", "impressions": 1000, "clicks": 50, "ctr": 0.05,
+             "ctr_ci": [0.0382, 0.0653]},
+            {"variant": "linucb", "policy": "linucb", "impressions": 0, "clicks": 0, "ctr": None,
+             "ctr_ci": None},
+        ],
+    )  # fmt: skip
+    lines = table.splitlines()
+    assert "variant" in lines[0] and "CTR" in lines[0]
+    assert lines[1].split()[:5] == ["control", "fixed", "1,000", "50", "5.0%"] and "3.8% – 6.5%" in lines[1]
+    assert lines[2].split() == ["linucb", "linucb", "0", "0", "–"]
