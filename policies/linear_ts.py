@@ -14,14 +14,12 @@ amount of randomness as a decision (it is an estimate).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 
-from policies.base import BatchDecision, Context, Decision, Policy, check_number, pick, pick_batch
-from policies.ridge import RidgeArms, RidgeSettings
+from policies.base import BatchDecision, Context, Decision, check_number, pick, pick_batch
+from policies.ridge import RidgePolicy, RidgeSettings
 
 _CHUNK_CELLS = 1 << 19  # normals per chunk of rows in decide_batch
 _SQRT_HALF = math.sqrt(0.5)
@@ -40,13 +38,10 @@ class LinearTSSettings(RidgeSettings):
         check_number("n_samples", self.n_samples, low=1, high=100_000, integer=True)
 
 
-class LinearTS(Policy):
+class LinearTS(RidgePolicy):
     name = "linear_ts"
     settings_class = LinearTSSettings
     settings: LinearTSSettings
-
-    def _init_state(self) -> None:
-        self._stats = RidgeArms(self.settings, len(self._arms), len(self._features) + 1)
 
     # ------------------------------------------------------------------ deciding
     def _estimate(self, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -83,20 +78,3 @@ class LinearTS(Policy):
         return BatchDecision(tuple(self._arms), pick_batch(p, u), p)
 
     # ------------------------------------------------------------------ learning and state
-    def _learn_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray, props: np.ndarray) -> None:
-        self._stats.update_batch(x, arms, rewards)
-
-    def _learn_one(self, x: np.ndarray, arm: int, reward: float, propensity: float) -> None:
-        self._stats.update(arm, x, reward)
-
-    def _on_add_arm(self, arm: str, arm_features: Mapping[str, float] | None) -> None:
-        self._stats.add_arm()
-
-    def _on_remove_arm(self, index: int) -> None:
-        self._stats.remove_arm(index)
-
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        return self._stats.arrays()
-
-    def _load_state(self, meta: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        self._stats = RidgeArms.from_arrays(self.settings, arrays)

@@ -8,15 +8,13 @@ explored until its own data shrinks it. Rewards are learned as observed (propens
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from math import sqrt
-from typing import Any
 
 import numpy as np
 
-from policies.base import Policy, check_number, floored_greedy_row, greedy_split
-from policies.ridge import RidgeArms, RidgeSettings
+from policies.base import check_number, floored_greedy_row, greedy_split
+from policies.ridge import RidgePolicy, RidgeSettings
 
 _PYTHON_ARMS = 24
 
@@ -32,13 +30,10 @@ class LinUCBSettings(RidgeSettings):
         check_number("alpha", self.alpha, low=0.0)
 
 
-class LinUCB(Policy):
+class LinUCB(RidgePolicy):
     name = "linucb"
     settings_class = LinUCBSettings
     settings: LinUCBSettings
-
-    def _init_state(self) -> None:
-        self._stats = RidgeArms(self.settings, len(self._arms), len(self._features) + 1)
 
     def _raw_probabilities(self, x: np.ndarray) -> np.ndarray:
         mean, var = self._stats.mean_var(x)
@@ -56,20 +51,3 @@ class LinUCB(Policy):
             scores = (np.array(mean) + alpha * np.sqrt(np.array(var))).tolist()
         return floored_greedy_row(scores, self.floor)
 
-    def _learn_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray, props: np.ndarray) -> None:
-        self._stats.update_batch(x, arms, rewards)
-
-    def _learn_one(self, x: np.ndarray, arm: int, reward: float, propensity: float) -> None:
-        self._stats.update(arm, x, reward)
-
-    def _on_add_arm(self, arm: str, arm_features: Mapping[str, float] | None) -> None:
-        self._stats.add_arm()
-
-    def _on_remove_arm(self, index: int) -> None:
-        self._stats.remove_arm(index)
-
-    def _state_arrays(self) -> dict[str, np.ndarray]:
-        return self._stats.arrays()
-
-    def _load_state(self, meta: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
-        self._stats = RidgeArms.from_arrays(self.settings, arrays)

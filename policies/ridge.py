@@ -23,10 +23,11 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from policies.base import Settings, check_number
+from policies.base import Policy, Settings, check_number
 
 # Rows per chunk when scoring a batch: bounds the (n, K·d) temporary at a few MB.
 _CHUNK_CELLS = 1 << 19
@@ -258,3 +259,32 @@ class RidgeArms:
         obj = cls.__new__(cls)
         obj._set(settings, A=A, b=b, A_inv=A_inv, theta=theta, updates=updates.tolist())
         return obj
+
+
+class RidgePolicy(Policy):
+    """Base of the policies scored on per-arm ridge statistics (LinUCB, linear Thompson sampling): they
+    differ only in how they turn the statistics into probabilities; learning, arms and state are here."""
+
+    settings: RidgeSettings
+    _stats: RidgeArms
+
+    def _init_state(self) -> None:
+        self._stats = RidgeArms(self.settings, len(self._arms), len(self._features) + 1)
+
+    def _learn_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray, props: np.ndarray) -> None:
+        self._stats.update_batch(x, arms, rewards)
+
+    def _learn_one(self, x: np.ndarray, arm: int, reward: float, propensity: float) -> None:
+        self._stats.update(arm, x, reward)
+
+    def _on_add_arm(self, arm: str, arm_features: Mapping[str, float] | None) -> None:
+        self._stats.add_arm()
+
+    def _on_remove_arm(self, index: int) -> None:
+        self._stats.remove_arm(index)
+
+    def _state_arrays(self) -> dict[str, np.ndarray]:
+        return self._stats.arrays()
+
+    def _load_state(self, meta: dict[str, Any], arrays: Mapping[str, np.ndarray]) -> None:
+        self._stats = RidgeArms.from_arrays(self.settings, arrays)
