@@ -119,6 +119,9 @@ class Policy(ABC):
     `self._arms`, and implement `_raw_probabilities` (the probability before the floor) and `_learn_rows`;
     they may override `_raw_probability_row` / `_probability_row` and `_learn_one` with faster one-context
     versions that keep the same arithmetic.
+
+    A policy is not thread-safe (its numpy Generator is not, and LinUCB scores through a scratch buffer):
+    callers that share one across threads serialize calls, as the service's `Decider` does.
     """
 
     name: ClassVar[str]
