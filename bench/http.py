@@ -158,7 +158,13 @@ def run_wrk(url: str, seconds: int, connections: int, pace_ms: float, tmp: Path,
 
 
 def start_gunicorn(
-    app_spec: str, port: int, workers: int, env: dict[str, str], cwd: Path, conf: str | None = None
+    app_spec: str,
+    port: int,
+    workers: int,
+    env: dict[str, str],
+    cwd: Path,
+    conf: str | None = None,
+    threads: int = 4,
 ) -> subprocess.Popen[bytes]:
     """Both servers get artbandit's production settings (service/gunicorn_conf.py: gthread workers with
     4 threads and HTTP keep-alive); artbandit also gets that file's hooks (metrics dir, warm-up)."""
@@ -167,7 +173,7 @@ def start_gunicorn(
         cmd += ["-c", conf]
     cmd += [
         "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
-        "--worker-class", "gthread", "--threads", "4", "--keep-alive", "5",
+        "--worker-class", "gthread", "--threads", str(threads), "--keep-alive", "5",
         "--backlog", "2048", "--log-level", "warning",
     ]  # fmt: skip
     return subprocess.Popen(cmd, env=env, cwd=cwd, start_new_session=True)
@@ -202,6 +208,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=int, default=15)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (production: 4)")
     ap.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -221,13 +228,21 @@ def main() -> int:
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
         port_app, port_noop = free_port(), free_port()
         app = start_gunicorn(
-            "service.app:create_app()", port_app, args.workers, env, ROOT, conf="python:service.gunicorn_conf"
+            "service.app:create_app()",
+            port_app,
+            args.workers,
+            env,
+            ROOT,
+            conf="python:service.gunicorn_conf",
+            threads=args.threads,
         )
         learner = subprocess.Popen(
             [sys.executable, "-m", "service.cli", "learn"], env=env, cwd=ROOT, start_new_session=True
         )
         noop_env = dict(os.environ, PYTHONPATH=str(tmp))
-        noop = start_gunicorn("noop_app:create_app()", port_noop, args.workers, noop_env, tmp)
+        noop = start_gunicorn(
+            "noop_app:create_app()", port_noop, args.workers, noop_env, tmp, threads=args.threads
+        )
         try:
             base_app, base_noop = f"http://127.0.0.1:{port_app}", f"http://127.0.0.1:{port_noop}"
             wait_http(f"{base_app}/healthz")
@@ -257,8 +272,8 @@ def main() -> int:
     except (OSError, StopIteration):
         pass
     lines = [
-        f"Machine: {os.cpu_count()} cores, {cpu}; gunicorn gthread workers={args.workers} x 4 threads, "
-        "keep-alive, "
+        f"Machine: {os.cpu_count()} cores, {cpu}; gunicorn gthread workers={args.workers} "
+        f"x {args.threads} threads, keep-alive, "
         f"wrk -t1 -c{args.connections}, {args.seconds}s per row; 80% /impression, 20% /click; "
         "Redis (AOF everysec) and the learner run on the same machine.",
         "",
