@@ -23,3 +23,17 @@ def redis(redis_server: PrivateRedis) -> Iterator[redis_lib.Redis]:
     client.flushall()
     yield client
     client.close()
+
+
+@pytest.fixture()
+def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Counts commands (or pipelines) sent to Redis from now on: one entry per round trip."""
+    sent: list[int] = []
+    original = redis_lib.connection.Connection.send_packed_command
+
+    def counting(self: redis_lib.connection.Connection, command: object, check_health: bool = True) -> None:
+        sent.append(1)
+        original(self, command, check_health)
+
+    monkeypatch.setattr(redis_lib.connection.Connection, "send_packed_command", counting)
+    return sent

@@ -166,22 +166,6 @@ def test_forgetting_follows_a_change_of_taste() -> None:
     assert share_of_b_after_switch(1.0) < 0.2
 
 
-def test_new_arm_is_explored_not_starved() -> None:
-    p = make(["a", "b", "c"])
-    rng = np.random.default_rng(5)
-    ctx = [dict(zip(FEATURES, row, strict=True)) for row in rng.random((700, 16)).tolist()]
-    for c in ctx[:500]:
-        d = p.decide(c)
-        p.learn(c, d.arm, float(rng.random() < 0.2), d.propensity)
-    p.add_arm("new")
-    chosen = 0
-    for c in ctx[500:]:
-        d = p.decide(c)
-        chosen += d.arm == "new"
-        p.learn(c, d.arm, float(rng.random() < 0.2), d.propensity)
-    assert chosen >= 20  # far above the floor's 200 · 0.0125 = 2.5
-
-
 def test_greedy_alpha_zero_picks_the_best_mean() -> None:
     p = make(["a", "b"], alpha=0.0, floor=1e-6)
     for _ in range(20):

@@ -94,17 +94,10 @@ def test_impression_opens_its_join_entry(
 
 
 def test_impression_is_one_round_trip(
-    redis: redis_lib.Redis, decider: Decider, monkeypatch: pytest.MonkeyPatch
+    redis: redis_lib.Redis, decider: Decider, round_trips: list[int]
 ) -> None:
     decider.impression("t1", "u", {}, now=T0)  # warm: the worker loads the title and the model once
-    sent: list[int] = []
-    original = redis_lib.connection.Connection.send_packed_command
-
-    def counting(self: redis_lib.connection.Connection, command: object, check_health: bool = True) -> None:
-        sent.append(1)
-        original(self, command, check_health)
-
-    monkeypatch.setattr(redis_lib.connection.Connection, "send_packed_command", counting)
+    sent = round_trips
     redis.config_resetstat()
     sent.clear()
     for i in range(5):

@@ -37,18 +37,6 @@ def settings(redis_server: PrivateRedis) -> Settings:
     return Settings.load({"redis_url": redis_server.url, "refresh_interval": 0.25}, environ={})
 
 
-def round_trips(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    sent: list[int] = []
-    original = redis_lib.connection.Connection.send_packed_command
-
-    def counting(self: redis_lib.connection.Connection, command: object, check_health: bool = True) -> None:
-        sent.append(1)
-        original(self, command, check_health)
-
-    monkeypatch.setattr(redis_lib.connection.Connection, "send_packed_command", counting)
-    return sent
-
-
 def test_fresh_policy_before_the_first_snapshot(redis: redis_lib.Redis, settings: Settings) -> None:
     catalog_store.save_title(redis, title())
     cache = ModelCache(redis, settings)
@@ -60,7 +48,7 @@ def test_fresh_policy_before_the_first_snapshot(redis: redis_lib.Redis, settings
 
 
 def test_new_snapshot_is_swapped_in_after_one_check(
-    redis: redis_lib.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+    redis: redis_lib.Redis, settings: Settings, round_trips: list[int]
 ) -> None:
     for t in ("t1", "t2", "t3"):
         catalog_store.save_title(redis, title(t))
@@ -76,7 +64,8 @@ def test_new_snapshot_is_swapped_in_after_one_check(
     learner.step(now=T0)
     learner.publish()
 
-    sent = round_trips(monkeypatch)
+    sent = round_trips
+    sent.clear()  # count from here: the setup above made its own round trips
     clock.t += 0.1  # within refresh_interval: no Redis at all
     assert cache.title("t1") is cfgs[0]
     assert sent == [] and cache.policy(cfgs[0], "default")[1] == 0
