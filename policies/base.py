@@ -161,6 +161,7 @@ class Policy(ABC):
         self._feature_index: dict[str, int] = {f: i for i, f in enumerate(features)}
         self._feature_order = tuple(features)
         self._rng = np.random.default_rng(seed)
+        self._last_context: tuple[Context, dict[str, Any], np.ndarray] | None = None  # see learn()
         self._init_state()
 
     # ----------------------------------------------------------------- subclass hooks
@@ -296,7 +297,7 @@ class Policy(ABC):
         return BatchDecision(tuple(self._arms), pick_batch(p, self._rng.random(len(p))), p)
 
     def learn(self, context: Context, arm: str, reward: float, propensity: float) -> None:
-        last = getattr(self, "_last_context", None)
+        last = self._last_context
         if last is not None and last[0] is context and last[1] == context:
             x = last[2]  # validated by decide, unchanged since (equal to the copy taken then)
         else:
@@ -389,6 +390,7 @@ class Policy(ABC):
         obj._feature_index = {f: i for i, f in enumerate(obj._features)}
         obj._feature_order = tuple(obj._features)
         obj._rng = np.random.default_rng()
+        obj._last_context = None
         obj._rng.bit_generator.state = meta["rng"]
         obj._load_state(meta["state"], arrays)
         return obj
