@@ -26,6 +26,11 @@ bind = ["127.0.0.1:8000"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"  # threads keep HTTP keep-alive connections open; sync workers close every one
 threads = 4
+# Every worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections across
+# them. Without it one worker's accept loop can win nearly every connection of a keep-alive client
+# (seen: all 32 of wrk's connections on one worker, the other idle; docs/benchmarks.md).
+# Caveat: a second server started on the same port by the same user silently shares it.
+reuse_port = True
 preload_app = False  # each worker imports and builds its own app (own Redis pool, own random generators)
 timeout = 30
 graceful_timeout = 10
