@@ -23,7 +23,7 @@ from redis import Redis
 from redis.exceptions import RedisError
 
 from service import catalog_store, stats, stats_store
-from service.api import register_api
+from service.api import FastJSONProvider, register_api
 from service.catalog import TitleConfig, load_catalog
 from service.config import Settings
 from service.decisions import Decider
@@ -64,6 +64,7 @@ class _ProcessState:
         )
 
     def close(self) -> None:
+        self.join.close()
         self.redis.close()
         self.admin_redis.close()
 
@@ -183,9 +184,9 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     flask_config = {k: v for k, v in config.items() if k.isupper()}
     settings = Settings.load({k: v for k, v in config.items() if not k.isupper()})
     app = Flask(__name__, static_folder=None)  # the dashboard blueprint serves its own assets
+    app.json = FastJSONProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.config.update(flask_config)
-    app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions[EXTENSION] = Artbandit(settings, Metrics())
     register_api(app)
     return app

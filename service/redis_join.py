@@ -24,6 +24,7 @@ from service.errors import StoreUnavailable
 from service.join import ClickOutcome
 from service.records import DecisionRecord
 from service.redis_client import UNAVAILABLE, CircuitBreaker, load_script
+from service.redis_wire import ScriptRunner
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,13 @@ class RedisJoin:
         self._click = load_script(r, "click")
         self._due = load_script(r, "due")
         self._expire = load_script(r, "expire")
+        self._wire = ScriptRunner(r)  # impress and click: the two calls on the request path
         self.impression_ttl = math.ceil(settings.attribution_window + settings.retention_seconds)
         self.minute_ttl = self.impression_ttl + MINUTE_COUNTER_SLACK
+
+    def close(self) -> None:
+        """Close the request-path connections (the client's own pool is the caller's to close)."""
+        self._wire.close()
 
     # ----------------------------------------------------------------- impressions
     def impress(self, record: DecisionRecord) -> None:
@@ -61,7 +67,8 @@ class RedisJoin:
         title = record.title_id
         deadline = record.decided_at + self.settings.attribution_window
         try:
-            self._impress(
+            self._wire.run(
+                self._impress,
                 keys=[
                     keys.decisions_stream(title),
                     keys.impression(ref),
@@ -101,7 +108,8 @@ class RedisJoin:
                 self.r.incr(keys.unknown_clicks())
                 return ClickOutcome.UNKNOWN
             title = ref.title_id
-            outcome = self._click(
+            outcome = self._wire.run(
+                self._click,
                 keys=[
                     keys.impression(ref),
                     keys.pending(title),
