@@ -14,17 +14,18 @@ from the impression: variant, artwork, context, propensity, decided_at, model_ve
 
 from __future__ import annotations
 
-import json
+import functools
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
 from service.learning import LabelledEvent
 
 StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]  # what XRANGE returns (bytes responses)
-
-_COMPACT = {"separators": (",", ":"), "allow_nan": False}
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,8 +43,9 @@ class DecisionRecord:
     policy: str
     decided_at: float
 
-    def to_json(self) -> str:
-        return json.dumps(
+    def to_json(self) -> bytes:
+        """The stream entry (compact UTF-8 JSON; orjson: a tenth of the stdlib's time on this path)."""
+        return _dumps(
             {
                 "EventId": self.event_id,
                 "Timestamp": iso_timestamp(self.decided_at),
@@ -58,13 +60,12 @@ class DecisionRecord:
                 "probabilities": self.probabilities,
                 "chosen": self.chosen,
                 "propensity": self.propensity,
-            },
-            **_COMPACT,  # type: ignore[arg-type]
+            }
         )
 
-    def label_json(self) -> str:
+    def label_json(self) -> bytes:
         """The part of the record the learner needs, stored with the impression for the join."""
-        return json.dumps(
+        return _dumps(
             {
                 "variant": self.variant,
                 "artwork": self.chosen,
@@ -72,13 +73,12 @@ class DecisionRecord:
                 "propensity": self.propensity,
                 "decided_at": self.decided_at,
                 "model_version": self.model_version,
-            },
-            **_COMPACT,  # type: ignore[arg-type]
+            }
         )
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> DecisionRecord:
-        d = json.loads(raw)
+        d = orjson.loads(raw)
         return cls(
             event_id=d["EventId"],
             title_id=d["title"],
@@ -95,14 +95,31 @@ class DecisionRecord:
         )
 
 
+def _dumps(obj: dict[str, Any]) -> bytes:
+    """Compact JSON. orjson writes non-finite floats as null, so refuse them here as `json` did with
+    allow_nan=False: a record must never be logged with a value the reader cannot tell apart from null."""
+    for name in ("decided_at", "propensity"):
+        if name in obj and not math.isfinite(obj[name]):
+            raise ValueError(f"{name} must be finite, got {obj[name]!r}")
+    return orjson.dumps(obj)
+
+
 def iso_timestamp(t: float) -> str:
-    return datetime.fromtimestamp(t, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """ISO 8601 UTC with milliseconds, e.g. 2026-11-28T08:00:00.123Z (the DSJSON Timestamp)."""
+    dt = datetime.fromtimestamp(t, UTC)
+    return f"{_iso_second(round(dt.timestamp() - dt.microsecond / 1e6))}.{dt.microsecond // 1000:03d}Z"
+
+
+@functools.lru_cache(maxsize=8)
+def _iso_second(second: int) -> str:
+    """The part up to the seconds; decisions arrive thousands a second, so it is formatted once."""
+    return datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_labelled(title_id: str, fields: Mapping[bytes, bytes]) -> LabelledEvent:
     """One labelled-stream entry -> LabelledEvent. Raises ValueError if the entry is malformed."""
     try:
-        ev: dict[str, Any] = json.loads(fields[b"ev"])
+        ev: dict[str, Any] = orjson.loads(fields[b"ev"])
         return LabelledEvent(
             impression_id=fields[b"id"].decode(),
             title_id=title_id,

@@ -8,9 +8,11 @@ which is always a bug (the tests assert none occur).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import orjson
 from flask import Flask, Response, current_app, g, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from pydantic import BaseModel, ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -87,6 +89,33 @@ def _field_path(loc: tuple[int | str, ...]) -> str:
     for part in loc:
         path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
     return path or "body"
+
+
+# -------------------------------------------------------------------------------------- response bodies
+class FastJSONProvider(DefaultJSONProvider):
+    """Flask's JSON encoding done by orjson: a tenth of the stdlib's time per response, which matters at
+    thousands of /impression answers a second. Compact, keys in insertion order; types orjson does not
+    know go through Flask's `default` as before, and what orjson refuses (an integer beyond 64 bits
+    echoed back in an error) falls back to the stdlib. NaN and infinities become null (the stats documents
+    never contain them: `service.stats` maps them to None first)."""
+
+    OPTIONS = orjson.OPT_NON_STR_KEYS
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        if kwargs:  # indent=..., sort_keys=...: the stdlib encoder's options
+            return super().dumps(obj, **kwargs)
+        try:
+            return orjson.dumps(obj, default=self.default, option=self.OPTIONS).decode()
+        except TypeError:  # what orjson cannot encode (an int beyond 64 bits) the stdlib can
+            return super().dumps(obj)
+
+    def response(self, *args: Any, **kwargs: Any) -> Response:
+        obj = self._prepare_response_obj(args, kwargs)
+        try:
+            body = orjson.dumps(obj, default=self.default, option=self.OPTIONS)
+        except TypeError:
+            return super().response(obj)
+        return Response(body, mimetype=self.mimetype)
 
 
 # ---------------------------------------------------------------------------------------------- errors
