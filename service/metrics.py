@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 # request latency buckets, seconds: the API answers in about a millisecond; 50 ms is the Redis timeout
+MAX_CACHED_CHILDREN = 10_000
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -70,12 +71,31 @@ class Metrics:
             ["code"],
             registry=self.registry,
         )
+        # labelled children by label values (the hot path's dictionary lookup; dict ops are atomic)
+        self._request_children: dict[tuple[str, str, int], Any] = {}
+        self._impression_children: dict[tuple[str, str, bool], Any] = {}
 
     def observe_request(self, route: str, method: str, status: int, seconds: float) -> None:
-        self.request_seconds.labels(route, method, str(status)).observe(seconds)
+        key = (route, method, status)
+        child = self._request_children.get(key)
+        if child is None:  # `labels()` validates and hashes its arguments: once per label set
+            child = self._request_children[key] = self.request_seconds.labels(route, method, str(status))
+        child.observe(seconds)
 
     def impression(self, title: str, variant: str, fallback: bool) -> None:
-        self.impressions.labels(title, variant, "true" if fallback else "false").inc()
+        key = (title, variant, fallback)
+        child = self._impression_children.get(key)
+        if child is None:
+            child = self._impressions_children_for(key)
+        child.inc()
+
+    def _impressions_children_for(self, key: tuple[str, str, bool]) -> Any:
+        if len(self._impression_children) >= MAX_CACHED_CHILDREN:  # titles come and go: stay bounded
+            self._impression_children.clear()
+        title, variant, fallback = key
+        child = self.impressions.labels(title, variant, "true" if fallback else "false")
+        self._impression_children[key] = child
+        return child
 
     def click(self, outcome: str) -> None:
         self.clicks.labels(outcome).inc()

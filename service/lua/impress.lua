@@ -27,8 +27,10 @@ redis.call('HSET', KEYS[2], 'd', ARGV[2], 'ev', ARGV[4], 'cf', ARGV[6], 's', 'p'
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'impressions', 1)
-redis.call('HINCRBY', KEYS[5], ARGV[5], 1)
-redis.call('EXPIRE', KEYS[5], ARGV[9])
+-- the minute's key gets its TTL with its first count of each field (one EXPIRE per new field, not per call)
+if redis.call('HINCRBY', KEYS[5], ARGV[5], 1) == 1 then
+  redis.call('EXPIRE', KEYS[5], ARGV[9])
+end
 redis.call('HINCRBY', KEYS[6], ARGV[5], 1)
 redis.call('PFADD', KEYS[7], ARGV[10])
 return entry
