@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from service import catalog_store, stats, stats_store
 from service.api import FastJSONProvider, register_api
+from service.api.hot import HotPath
 from service.catalog import TitleConfig, load_catalog
 from service.config import Settings
 from service.decisions import Decider
@@ -189,4 +190,5 @@ def create_app(config: Mapping[str, Any] | None = None) -> Flask:
     app.config.update(flask_config)
     app.extensions[EXTENSION] = Artbandit(settings, Metrics())
     register_api(app)
+    HotPath.install(app)  # POST /impression and /click without Flask's per-request machinery
     return app

@@ -8,12 +8,12 @@ which is always a bug (the tests assert none occur).
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from flask import Flask, Response, current_app, g, jsonify, request
 from flask.json.provider import DefaultJSONProvider
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
@@ -23,7 +23,6 @@ from service.errors import ArtbanditError, StoreUnavailable, UnsupportedMediaTyp
 if TYPE_CHECKING:
     from service.app import Artbandit
 
-M = TypeVar("M", bound=BaseModel)
 MAX_REPORTED_ERRORS = 3
 HTTP_CODES = {
     400: "bad_request",
@@ -56,11 +55,6 @@ def json_bytes() -> bytes:
         if request.environ["wsgi.input"].read(1):
             raise RequestEntityTooLarge()
     return data
-
-
-def parse_body(model: type[M]) -> M:
-    """Validate the JSON body against a pydantic model (raises ValidationError, rendered as 400)."""
-    return model.model_validate_json(json_bytes())
 
 
 def describe_validation(exc: ValidationError) -> tuple[str, str]:
@@ -114,7 +108,7 @@ class FastJSONProvider(DefaultJSONProvider):
         try:
             body = orjson.dumps(obj, default=self.default, option=self.OPTIONS)
         except TypeError:
-            return super().response(obj)
+            return Response(super().dumps(obj), mimetype=self.mimetype)
         return Response(body, mimetype=self.mimetype)
 
 

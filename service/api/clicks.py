@@ -3,25 +3,31 @@
 200 "recorded" for the first click within the attribution window (it labels the impression reward 1),
 200 "duplicate" for any later click on a clicked impression, 404 for an id the store does not know,
 410 for a click after the window (counted as late, never learned), 503 with Retry-After when Redis is
-unreachable: the client should retry rather than lose the click.
+unreachable: the client should retry rather than lose the click. `answer` is shared by the Flask view
+and by `service.api.hot`.
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from flask import Blueprint, Response, jsonify
 
-from service.api import parse_body, service
+from service.api import json_bytes, service
 from service.errors import LateClick, UnknownImpression
 from service.join import ClickOutcome
 from service.schemas import ClickRequest
 
+if TYPE_CHECKING:
+    from service.app import Artbandit
+
 bp = Blueprint("clicks", __name__)
 
 
-@bp.post("/click")
-def click() -> Response:
-    req = parse_body(ClickRequest)
-    ext = service()
+def answer(ext: Artbandit, body: bytes) -> dict[str, Any]:
+    """The response body for a raw request body. Raises ValidationError (nothing recorded),
+    StoreUnavailable (nothing recorded), UnknownImpression or LateClick (counted as such)."""
+    req = ClickRequest.model_validate_json(body)
     outcome = ext.join.click(req.impression_id)
     ext.metrics.click(outcome.value)
     if outcome is ClickOutcome.UNKNOWN:
@@ -34,4 +40,9 @@ def click() -> Response:
             f"impression {req.impression_id!r} is past its attribution window of {window:g} s: "
             "the click was counted as late and not learned"
         )
-    return jsonify(status=outcome.value)
+    return {"status": outcome.value}
+
+
+@bp.post("/click")
+def click() -> Response:
+    return jsonify(answer(service(), json_bytes()))

@@ -7,9 +7,10 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from flask import Flask, Response
+from flask import Flask
 from flask.testing import FlaskClient
 
+from service.api import hot as hot_path
 from service.app import create_app
 from service.redis_server import PrivateRedis
 
@@ -32,12 +33,16 @@ JSON = "application/json"
 def app(redis: Any, redis_server: PrivateRedis) -> Iterator[Flask]:
     app = create_app({"redis_url": redis_server.url, "api_key": KEY, "redis_timeout": 2.0})
     statuses: list[int] = []
+    served = app.wsgi_app  # the hot path in front of Flask: record what either of them answers
 
-    @app.after_request
-    def record(response: Response) -> Response:
-        statuses.append(response.status_code)
-        return response
+    def record(environ: dict[str, Any], start_response: Any) -> Any:
+        def recording_start(status: str, headers: Any, *exc_info: Any) -> Any:
+            statuses.append(int(status.split()[0]))
+            return start_response(status, headers, *exc_info)
 
+        return served(environ, recording_start)
+
+    app.wsgi_app = record  # type: ignore[method-assign]
     yield app
     assert 500 not in statuses, "a request ended in a 500"
     app.extensions["artbandit"].close()
@@ -201,6 +206,37 @@ def test_bad_input_gets_json_error(
     assert fragment in body["message"]
 
 
+HOT_CASES = [c for c in CASES if c[1] in ("/impression", "/click")]
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "status", "code", "fragment"),
+    HOT_CASES,
+    ids=[f"{i:02d}-{c[0]}-{c[1]}-{c[3]}" for i, c in enumerate(HOT_CASES)],
+)
+def test_hot_path_answers_exactly_as_the_flask_views(
+    app: Flask,
+    client: FlaskClient,
+    method: str,
+    path: str,
+    kwargs: dict[str, Any],
+    status: int,
+    code: str,
+    fragment: str,
+) -> None:
+    """service.api.hot serves these routes in production; the Flask views are the reference."""
+    hot = client.open(path, method=method, **kwargs)
+    recording = app.wsgi_app
+    app.wsgi_app = app.extensions[hot_path.EXTENSION].flask  # type: ignore[method-assign]
+    try:
+        flask_only = client.open(path, method=method, **kwargs)
+    finally:
+        app.wsgi_app = recording  # type: ignore[method-assign]
+    assert (hot.status_code, hot.get_json()) == (flask_only.status_code, flask_only.get_json())
+    assert hot.mimetype == flask_only.mimetype == "application/json"
+    assert hot.headers.get("Retry-After") == flask_only.headers.get("Retry-After")
+
+
 def test_unauthorized_names_the_scheme(client: FlaskClient) -> None:
     response = client.get("/titles")
     assert response.headers["WWW-Authenticate"].startswith("Bearer")
@@ -242,3 +278,29 @@ def test_an_unexpected_exception_is_a_logged_json_500(
         "message": "an unexpected error occurred; it has been logged",
     }
     assert "boom" in caplog.text
+
+
+def test_valid_impressions_and_clicks_are_served_by_the_hot_path_not_flask(
+    app: Flask, client: FlaskClient
+) -> None:
+    hot = app.extensions[hot_path.EXTENSION]
+    flask_calls: list[str] = []
+    inner = hot.flask
+
+    def counting(environ: dict[str, Any], start_response: Any) -> Any:
+        flask_calls.append(environ["PATH_INFO"])
+        return inner(environ, start_response)
+
+    hot.flask = counting
+    served = client.post("/impression", json=imp())
+    assert served.status_code == 200 and served.get_json()["fallback"] is False
+    clicked = client.post("/click", json={"impression_id": served.get_json()["impression_id"]})
+    assert clicked.get_json() == {"status": "recorded"}
+    unknown = {"impression_id": "stranger-things~1~0123456789abcdef"}
+    assert client.post("/click", json=unknown).status_code == 404
+    assert flask_calls == []
+    assert client.post("/impression", data="{}", content_type="text/plain").status_code == 415
+    assert client.get("/healthz").status_code == 200
+    assert flask_calls == ["/impression", "/healthz"]
+    metrics = client.get("/metrics").get_data(as_text=True)
+    assert 'route="/impression"' in metrics and 'route="/click"' in metrics
