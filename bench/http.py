@@ -115,6 +115,26 @@ def create_app():
 """
 
 
+NOOP_WSGI_APP = """
+import json
+
+BODY = json.dumps(dict(impression_id="bench~noop", artwork_id="art-0", propensity=1.0, variant="default",
+                       policy="noop", model_version=0, fallback=False)).encode()
+CLICK = b'{"status": "recorded"}'
+
+
+def create_app():
+    def app(environ, start_response):
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        json.loads(environ["wsgi.input"].read(length) or b"null")
+        body = CLICK if environ["PATH_INFO"] == "/click" else BODY
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+        return [body]
+
+    return app
+"""
+
+
 @dataclass
 class Result:
     name: str
@@ -253,9 +273,11 @@ def main() -> int:
 
     summaries: list[Summary] = []
     ratios: list[float] = []
+    wsgi_ratios: list[float] = []
     with PrivateRedis(appendonly=True) as redis_srv, tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         (tmp / "noop_app.py").write_text(NOOP_APP)
+        (tmp / "noop_wsgi.py").write_text(NOOP_WSGI_APP)
         env = dict(os.environ)
         env.update(
             ARTBANDIT_REDIS_URL=redis_srv.url, ARTBANDIT_API_KEY=API_KEY, ARTBANDIT_ATTRIBUTION_WINDOW="30"
@@ -263,7 +285,7 @@ def main() -> int:
         metrics_dir = tmp / "prom"
         metrics_dir.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        port_app, port_noop = free_port(), free_port()
+        port_app, port_noop, port_wsgi = free_port(), free_port(), free_port()
         app = start_gunicorn(
             "service.app:create_app()",
             port_app,
@@ -280,23 +302,32 @@ def main() -> int:
         noop = start_gunicorn(
             "noop_app:create_app()", port_noop, args.workers, noop_env, tmp, threads=args.threads
         )
+        wsgi = start_gunicorn(
+            "noop_wsgi:create_app()", port_wsgi, args.workers, noop_env, tmp, threads=args.threads
+        )
         try:
             base_app, base_noop = f"http://127.0.0.1:{port_app}", f"http://127.0.0.1:{port_noop}"
+            base_wsgi = f"http://127.0.0.1:{port_wsgi}"
             wait_http(f"{base_app}/healthz")
             put_title(base_app)
             time.sleep(1.0)
             # warm-up: fill caches, compile scripts, let the learner publish a first snapshot
             run_wrk(base_app, 3, 8, 0, tmp, "warm-app")
             wait_http(f"{base_noop}/healthz")
+            wait_http(f"{base_wsgi}/healthz")
             sat_app, sat_noop = Summary("artbandit", "saturated", []), Summary("noop", "saturated", [])
+            sat_wsgi = Summary("noop-wsgi", "saturated", [])
             n, secs = args.connections, args.seconds
             for k in range(args.rounds):
                 sat_app.rounds.append(run_wrk(base_app, secs, n, 0, tmp, "artbandit-sat"))
                 sat_noop.rounds.append(run_wrk(base_noop, secs, n, 0, tmp, "noop-sat"))
+                sat_wsgi.rounds.append(run_wrk(base_wsgi, secs, n, 0, tmp, "noop-wsgi-sat"))
                 ratios.append(sat_app.rounds[-1].rps / sat_noop.rounds[-1].rps)
+                wsgi_ratios.append(sat_app.rounds[-1].rps / sat_wsgi.rounds[-1].rps)
                 print(
                     f"round {k + 1}: artbandit {sat_app.rounds[-1].rps:,.0f} req/s, "
-                    f"noop {sat_noop.rounds[-1].rps:,.0f} req/s, ratio {ratios[-1]:.2f}",
+                    f"noop Flask {sat_noop.rounds[-1].rps:,.0f} req/s (ratio {ratios[-1]:.2f}), "
+                    f"noop WSGI {sat_wsgi.rounds[-1].rps:,.0f} req/s (ratio {wsgi_ratios[-1]:.2f})",
                     flush=True,
                 )
             half = sat_app.rps / 2
@@ -305,9 +336,9 @@ def main() -> int:
             for _ in range(args.rounds):
                 half_app.rounds.append(run_wrk(base_app, secs, n, pace_ms, tmp, "artbandit-half"))
                 half_noop.rounds.append(run_wrk(base_noop, secs, n, pace_ms, tmp, "noop-half"))
-            summaries = [sat_app, sat_noop, half_app, half_noop]
+            summaries = [sat_app, sat_noop, half_app, half_noop, sat_wsgi]
         finally:
-            for proc in (app, noop, learner):
+            for proc in (app, noop, wsgi, learner):
                 stop(proc)
 
     cpu = platform.processor() or platform.machine()
@@ -341,6 +372,9 @@ def main() -> int:
         f"{', '.join(f'{x:.2f}' for x in ratios)}; goal ≥ 0.7×).",
         f"p99 at half saturation ({summaries[2].rps:,.0f} req/s): **{summaries[2].p99_ms:.2f} ms** median, "
         f"{summaries[2].worst_p99_ms:.2f} ms worst round (goal ≤ 15 ms).",
+        f"Against a bare WSGI no-op (no framework at all; artbandit serves its two hot routes without "
+        f"Flask's request machinery, see service/api/hot.py): **{statistics.median(wsgi_ratios):.2f}×** "
+        f"(rounds {', '.join(f'{x:.2f}' for x in wsgi_ratios)}).",
     ]
     table = "\n".join(lines)
     print(table)
