@@ -87,7 +87,7 @@ class Decider:
         policy_name = exp.policy_names[variant]
         if not self.breaker.available():
             return self._fallback(cfg, variant, policy_name, version)
-        impression_id = keys.new_impression_id(title_id, decided_at)
+        impression_id, ref = keys.new_impression(title_id, decided_at)
         record = DecisionRecord(
             event_id=impression_id,
             title_id=title_id,
@@ -103,7 +103,7 @@ class Decider:
             decided_at=decided_at,
         )
         try:
-            self.join.impress(record)
+            self.join.impress(record, ref)
         except redis.RedisError as exc:
             self.breaker.failed()
             log.warning("impression of %r not logged, serving the default artwork: %r", title_id, exc)

@@ -49,7 +49,13 @@ class ImpressionRef:
 
 def new_impression_id(title_id: str, decided_at: float) -> str:
     """A fresh impression id for a decision of `title_id` at `decided_at` (epoch seconds)."""
-    return f"{title_id}~{epoch_minute(decided_at)}~{secrets.token_hex(8)}"
+    return new_impression(title_id, decided_at)[0]
+
+
+def new_impression(title_id: str, decided_at: float) -> tuple[str, ImpressionRef]:
+    """A fresh impression id and its parts (the hot path needs both and need not parse its own id)."""
+    ref = ImpressionRef(title_id, epoch_minute(decided_at), secrets.token_hex(8))
+    return f"{title_id}~{ref.minute}~{ref.token}", ref
 
 
 def parse_impression_id(impression_id: object) -> ImpressionRef | None:

@@ -58,10 +58,12 @@ class RedisJoin:
         self._wire.close()
 
     # ----------------------------------------------------------------- impressions
-    def impress(self, record: DecisionRecord) -> None:
+    def impress(self, record: DecisionRecord, ref: keys.ImpressionRef | None = None) -> None:
         """Log a decision and open its join entry (one round trip). Redis errors propagate: the caller
-        decides between degrading and failing. `record.event_id` must come from `keys.new_impression_id`."""
-        ref = keys.parse_impression_id(record.event_id)
+        decides between degrading and failing. `record.event_id` must come from `keys.new_impression_id`;
+        `ref`, its parts from `keys.new_impression`, spares parsing it again."""
+        if ref is None:
+            ref = keys.parse_impression_id(record.event_id)
         if ref is None or ref.title_id != record.title_id:
             raise ValueError(f"event_id {record.event_id!r} is not an impression id of {record.title_id!r}")
         title = record.title_id

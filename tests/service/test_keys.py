@@ -85,3 +85,10 @@ def test_only_keys_py_spells_key_names() -> None:
     offenders += [p.name for p in SERVICE.glob("lua/*.lua") if "ab:" in p.read_text(encoding="utf-8")]
     assert offenders == []
     assert sorted(p.name for p in SERVICE.glob("lua/*.lua"))  # the scripts are where we look
+
+
+def test_new_impression_returns_the_parts_its_id_parses_to() -> None:
+    for title, at in [("stranger-things", 1_764_316_800.5), ("t", 0.0), ("a.b_c-9", 59.999)]:
+        impression_id, ref = keys.new_impression(title, at)
+        assert keys.parse_impression_id(impression_id) == ref
+        assert ref.title_id == title and ref.minute == keys.epoch_minute(at)
