@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from service import gunicorn_conf
 from service.redis_server import PrivateRedis, free_port
 
 FEATURES = ["romance", "comedy", "drama", "horror", "action", "family", "thriller", "scifi"]
@@ -218,11 +219,11 @@ def start_gunicorn(
     env: dict[str, str],
     cwd: Path,
     conf: str | None = None,
-    threads: int = 4,
+    threads: int = gunicorn_conf.threads,
 ) -> subprocess.Popen[bytes]:
-    """Both servers get artbandit's production settings (service/gunicorn_conf.py: gthread workers with
-    4 threads, HTTP keep-alive, SO_REUSEPORT); artbandit also gets that file's hooks (metrics dir,
-    warm-up)."""
+    """Every server gets artbandit's production settings (service/gunicorn_conf.py: gthread workers,
+    its thread count, HTTP keep-alive, SO_REUSEPORT); artbandit also gets that file's hooks (metrics
+    dir, warm-up)."""
     cmd = [sys.executable, "-m", "gunicorn", app_spec]
     if conf:
         cmd += ["-c", conf]
@@ -264,7 +265,12 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per load (medians reported)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
-    ap.add_argument("--threads", type=int, default=4, help="gunicorn threads per worker (production: 4)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=gunicorn_conf.threads,
+        help="gunicorn threads per worker (default: production's, %(default)s)",
+    )
     ap.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:

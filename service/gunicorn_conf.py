@@ -25,7 +25,10 @@ _OWNED_DIR_ENV = "ARTBANDIT_OWNS_METRICS_DIR"  # set when this file created the 
 bind = ["127.0.0.1:8000"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"  # threads keep HTTP keep-alive connections open; sync workers close every one
-threads = 4
+# 2 threads: a request waits for Redis mid-way, and every wait hands the GIL to another thread. With 4
+# threads a worker made ~80 futex calls per request (strace -c; 37 for a no-op Flask endpoint); with 2
+# the saturated throughput is the same and p99 at half load lower (docs/benchmarks.md).
+threads = 2
 # Every worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections across
 # them. Without it one worker's accept loop can win nearly every connection of a keep-alive client
 # (seen: all 32 of wrk's connections on one worker, the other idle; docs/benchmarks.md).
