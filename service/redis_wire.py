@@ -16,9 +16,10 @@ instead (measurements in docs/benchmarks.md):
   after Redis replied to its own command, so nothing is acknowledged that Redis has not executed;
 - after a Redis restart a call meets NOSCRIPT: the script is loaded again and the calls that met it are
   sent again (a script that answered NOSCRIPT never ran, so this cannot apply it twice);
-- a connection or timeout error fails every call of the batch whose reply was not read, and drops the
-  connection (a reply may still be in flight on it); the next batch reconnects. An error reply of one
-  script (`ResponseError`) fails only that call.
+- a connection or timeout error fails every call of the batch whose reply was not read, and every call
+  queued meanwhile (never sent), so no caller waits more than about one socket timeout for a dead or
+  hung Redis; the connection is dropped (a reply may still be in flight on it) and the next call
+  reconnects. An error reply of one script (`ResponseError`) fails only that call.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from redis.connection import Connection
 Arg = str | bytes | int | float
 WAIT_MARGIN = 1.0  # seconds a queued call waits on top of the socket timeouts before giving up
 _UNSET: Any = object()  # no reply yet (a script may reply nil, i.e. None)
+_UNREACHABLE = (redis.ConnectionError, redis.TimeoutError)
 
 
 class _Call:
@@ -127,8 +129,18 @@ class ScriptRunner:
         finally:
             for call in batch:  # every call's lock is held: by creation, or re-taken in _await
                 call.done.release()
+            down = next((c.error for c in batch if isinstance(c.error, _UNREACHABLE)), None)
             with self._lock:
-                if self._queue:
+                if down is not None:
+                    # Redis just failed this batch: the calls queued meanwhile would wait for the same
+                    # timeout again; fail them now (never sent) so every caller falls back within one
+                    # socket timeout, and go idle. The next call reconnects.
+                    stranded, self._queue = self._queue, []
+                    for call in stranded:
+                        call.error = down
+                        call.done.release()
+                    self._busy = False
+                elif self._queue:
                     successor = self._queue[0]
                     successor.lead = True  # under the lock: its _await cannot give up on it now
                     successor.done.release()

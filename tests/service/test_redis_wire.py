@@ -8,6 +8,7 @@ anything twice, and a dead Redis fails the calls (ConnectionError) until it is b
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 from typing import Any
@@ -132,4 +133,40 @@ def test_dead_redis_fails_calls_then_they_work_again_after_a_restart() -> None:
         assert runner.run(script, ["runs"], ["back"]) == b"back"  # script cache was lost: NOSCRIPT healed
         runner.close()
     finally:
+        server.stop()
+
+
+def test_a_hung_redis_fails_every_concurrent_call_within_about_one_timeout() -> None:
+    """SIGSTOP: connections are accepted by the kernel but nothing answers. Calls queued behind the
+    batch that times out must not wait for a second timeout of their own (the API promises a fallback
+    answer within 100 ms with a 50 ms Redis timeout)."""
+    server = PrivateRedis(appendonly=False).start()
+    assert server.process is not None
+    try:
+        client = redis_lib.Redis.from_url(server.url, socket_timeout=0.05, socket_connect_timeout=0.05)
+        script = client.register_script(ECHO)
+        runner = ScriptRunner(client)
+        assert runner.run(script, ["runs"], ["up"]) == b"up"
+        server.process.send_signal(signal.SIGSTOP)
+        waits: list[float] = []
+        failures: list[BaseException] = []
+
+        def call() -> None:
+            started = time.monotonic()
+            try:
+                runner.run(script, ["runs"], ["hung"])
+            except (redis_lib.ConnectionError, redis_lib.TimeoutError) as exc:
+                failures.append(exc)
+            waits.append(time.monotonic() - started)
+
+        pool = [threading.Thread(target=call) for _ in range(8)]
+        for th in pool:
+            th.start()
+        for th in pool:
+            th.join(10)
+        assert len(failures) == 8
+        assert max(waits) < 0.095, sorted(waits)  # one 50 ms timeout plus scheduling, never two
+    finally:
+        if server.process is not None:
+            server.process.send_signal(signal.SIGCONT)
         server.stop()
