@@ -169,7 +169,7 @@ class StoreCollector(Collector):
         join = CounterMetricFamily(
             "artbandit_join_outcomes",
             "How impressions and clicks ended in the join: clicked, defaulted (no click in the window), "
-            "late, duplicate and unknown clicks.",
+            "late, duplicate and unknown clicks, lost (expired before any sweep labelled it).",
             labels=["title", "outcome"],
         )
         for title, h in sorted(data.items()):

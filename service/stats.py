@@ -29,7 +29,7 @@ The raw input (written by the data plane) is:
      "variants": {variant: {"impressions": int, "clicks": int,
                             "artworks": {artwork_id: {"impressions": int, "clicks": int}}}},
      "series": [{"minute": epoch_minute, "variant": str, "artwork": str, "impressions": int, "clicks": int}],
-     "join": {"pending", "clicked", "defaulted", "late", "duplicate", "unknown": int},
+     "join": {"pending", "clicked", "defaulted", "late", "duplicate", "unknown", "lost": int},
      "learner": {"lag": int, "snapshot_age_s": float | None, "versions": {variant: int}},
      # optional:
      "name": str,                                  # display name from the catalog
@@ -389,7 +389,7 @@ def _recent_rate(rows: Iterable[Mapping[str, Any]], now: float) -> float:
 def _health(raw: Mapping[str, Any], impressions: int) -> dict[str, Any]:
     learner = raw.get("learner") or {}
     join = {k: int((raw.get("join") or {}).get(k, 0)) for k in
-            ("pending", "clicked", "defaulted", "late", "duplicate", "unknown")}
+            ("pending", "clicked", "defaulted", "late", "duplicate", "unknown", "lost")}
     lag = int(learner.get("lag", 0))
     age = _finite(learner.get("snapshot_age_s"))
     warnings = []
@@ -399,6 +399,11 @@ def _health(raw: Mapping[str, Any], impressions: int) -> dict[str, Any]:
         warnings.append("no policy snapshot published yet")
     elif age is not None and age > MAX_SNAPSHOT_AGE_S:
         warnings.append(f"last snapshot is {age:.0f} s old (more than {MAX_SNAPSHOT_AGE_S:.0f} s)")
+    if join["lost"] > 0:
+        warnings.append(
+            f"{join['lost']} impression(s) expired while still pending and were never learned: "
+            "no expiry sweep ran for longer than attribution window + retention"
+        )
     late_share = _ratio(join["late"], join["clicked"] + join["late"])
     if late_share is not None and late_share > MAX_LATE_CLICK_SHARE:
         warnings.append(

@@ -14,7 +14,7 @@ import redis
 
 from service import catalog_store, keys
 
-JOIN_OUTCOMES = ("clicked", "defaulted", "late", "duplicate", "unknown")
+JOIN_OUTCOMES = ("clicked", "defaulted", "late", "duplicate", "unknown", "lost")
 _VERSION = keys.snapshot_version_field("")
 
 

@@ -226,3 +226,29 @@ def test_concurrent_clicks_and_sweeps_label_each_impression_once(
     ids = [i for i, _, _ in labelled(redis, "t1")]
     assert sorted(ids) == sorted(r.event_id for r in recs)
     assert all(reward == 0.0 for _, reward, _ in labelled(redis, "t1"))
+
+
+def test_a_pending_impression_whose_entry_expired_is_counted_lost_not_labelled(
+    redis: redis_lib.Redis, join: RedisJoin, settings: Settings
+) -> None:
+    """Retention shorter than the sweep's absence: the impression's hash expires (TTL window + retention)
+    while its id is still pending. The sweep must count it `lost` and emit no label it cannot build."""
+    kept, gone = record("t1", T0), record("t1", T0 + 1)
+    join.impress(kept)
+    join.impress(gone)
+    ref = keys.parse_impression_id(gone.event_id)
+    assert ref is not None
+    ttl = redis.ttl(keys.impression(ref))
+    assert abs(ttl - (settings.attribution_window + settings.retention_seconds)) <= 1  # type: ignore[operator]
+    redis.delete(keys.impression(ref))  # what the TTL does when no sweep runs for that long
+    assert join.expire_all("t1", now=T0 + WINDOW + 10) == 1
+    assert [e[0] for e in labelled(redis, "t1")] == [kept.event_id]
+    assert join_counts(redis, "t1")["lost"] == 1
+    assert redis.zcard(keys.pending("t1")) == 0
+    # and the title's health says so: stats and dashboard show the warning, /metrics the outcome
+    from service import stats, stats_store
+
+    raw = stats_store.raw_title_stats(redis, "t1", now=T0 + WINDOW + 10)
+    health = stats._health(raw, impressions=2)
+    assert health["join"]["lost"] == 1 and not health["ok"]
+    assert any("never learned" in w for w in health["warnings"])
