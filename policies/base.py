@@ -35,6 +35,10 @@ from policies import state as _state
 Context = Mapping[str, float]
 
 _PLAIN_NUMBERS = frozenset({float, int})
+# Largest feature magnitude a policy accepts. Finite but huge values overflow the scores (LinUCB's
+# x^T A^-1 x is inf beyond ~1e154) and a request died with a ZeroDivisionError; taste features are
+# scaled to about [0, 1], so 1e6 rejects only values no scoring can use.
+MAX_FEATURE_ABS = 1e6
 
 
 class InvalidContext(ValueError):
@@ -242,7 +246,8 @@ class Policy(ABC):
             if _PLAIN_NUMBERS.issuperset(map(type, row)):
                 try:
                     total = sum(row)
-                    if total - total == 0.0:  # false for NaN and inf
+                    # NaN and inf fail the first test; huge values the bounds
+                    if total - total == 0.0 and -MAX_FEATURE_ABS <= min(row) and max(row) <= MAX_FEATURE_ABS:
                         return np.array(row, dtype=float)
                 except OverflowError:  # an int beyond float range: the checked path names it
                     pass
@@ -263,6 +268,11 @@ class Policy(ABC):
                 raise InvalidContext(f"feature {key!r} must be a number, got {value!r}")
             if not _is_finite(value):
                 raise InvalidContext(f"feature {key!r} must be finite, got {value!r}")
+            if abs(value) > MAX_FEATURE_ABS:
+                raise InvalidContext(
+                    f"feature {key!r} is {value!r}; policies score values within ±{MAX_FEATURE_ABS:g} "
+                    "(scale the feature)"
+                )
             x[i] = value
         return x
 
@@ -274,6 +284,9 @@ class Policy(ABC):
         if not np.isfinite(arr).all():
             row = int(np.argwhere(~np.isfinite(arr))[0][0])
             raise ValueError(f"contexts must be finite; row {row} has NaN or inf")
+        if (np.abs(arr) > MAX_FEATURE_ABS).any():
+            row = int(np.argwhere(np.abs(arr) > MAX_FEATURE_ABS)[0][0])
+            raise ValueError(f"contexts must lie within ±{MAX_FEATURE_ABS:g}; row {row} does not")
         return np.hstack([arr, np.ones((arr.shape[0], 1))])
 
     def probabilities(self, context: Context) -> dict[str, float]:

@@ -37,7 +37,7 @@ from typing import Any, cast
 import numpy as np
 import vowpal_wabbit_next as vw
 
-from policies.base import InvalidContext, Policy, Settings, check_number
+from policies.base import Policy, Settings, check_number
 
 EXPLORERS = ("epsilon", "squarecb", "softmax", "bag", "cover")
 OPTIMIZERS = ("coin", "adaptive")
@@ -228,7 +228,6 @@ class VowpalWabbit(Policy):
         return np.array([self._raw_probability_row(row) for row in x], dtype=float).reshape(len(x), -1)
 
     def _raw_probability_row(self, x: np.ndarray) -> list[float]:
-        _check_float32(x[:-1])
         p = [0.0] * len(self._arms)
         for action, prob in self._vw.predict(x[:-1].astype(np.float32)):
             p[action] = prob
@@ -253,12 +252,12 @@ class VowpalWabbit(Policy):
         return q
 
     def _learn_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray, props: np.ndarray) -> None:
-        _check_float32(x[:, :-1], rewards)  # every row before any: a rejected batch changes nothing
+        _check_float32(rewards)  # every row before any: a rejected batch changes nothing
         for row, arm, reward, prob in zip(x, arms.tolist(), rewards.tolist(), props.tolist(), strict=True):
             self._apply(row, arm, reward, prob)
 
     def _learn_one(self, x: np.ndarray, arm: int, reward: float, propensity: float) -> None:
-        _check_float32(x[:-1], np.array([reward]))
+        _check_float32(np.array([reward]))
         self._apply(x, arm, reward, propensity)
 
     def _apply(self, x: np.ndarray, arm: int, reward: float, propensity: float) -> None:
@@ -297,9 +296,8 @@ class VowpalWabbit(Policy):
             self._vw.add_action(arm, self._arm_features.get(arm))
 
 
-def _check_float32(contexts: np.ndarray, rewards: np.ndarray | None = None) -> None:
-    """VW computes in float32: finite values beyond its range would become inf inside the model."""
-    if contexts.size and np.abs(contexts).max() > _F32_MAX:
-        raise InvalidContext(f"context feature values must be within float32 range (|x| <= {_F32_MAX:.3g})")
-    if rewards is not None and rewards.size and np.abs(rewards).max() > _F32_MAX:
+def _check_float32(rewards: np.ndarray) -> None:
+    """VW computes in float32: finite rewards beyond its range would become inf inside the model.
+    (Context values need no check here: `Policy.vectorize` bounds them by MAX_FEATURE_ABS, well inside.)"""
+    if rewards.size and np.abs(rewards).max() > _F32_MAX:
         raise ValueError(f"reward must be within float32 range (|reward| <= {_F32_MAX:.3g})")

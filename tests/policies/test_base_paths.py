@@ -8,8 +8,15 @@ from types import MappingProxyType
 import numpy as np
 import pytest
 
-from policies import create_policy
-from policies.base import floored_greedy_row, greedy_split, greedy_split_row, pick, pick_batch
+from policies import InvalidContext, create_policy
+from policies.base import (
+    MAX_FEATURE_ABS,
+    floored_greedy_row,
+    greedy_split,
+    greedy_split_row,
+    pick,
+    pick_batch,
+)
 
 FEATURES = ["romance", "comedy", "drama", "horror"]
 
@@ -30,7 +37,7 @@ def random_probabilities(rng: np.random.Generator, n: int, k: int) -> np.ndarray
         {"horror": 0.4, "drama": 0.3, "comedy": 0.2, "romance": 0.1},
         {"romance": 0.1, "comedy": 0.2, "drama": float("nan"), "horror": 0.4},
         {"horror": 3, "drama": -1},
-        {"romance": 1e300, "comedy": 1e300},  # finite values whose sum overflows
+        {"romance": 1e300, "comedy": 1e300},  # finite, but beyond what scoring can use: both refuse
         MappingProxyType({"drama": 0.5}),
         {"comedy": np.float64(0.25)},
     ],
@@ -40,6 +47,12 @@ def test_fast_vectorize_equals_checked_vectorize(context: dict[str, float]) -> N
     if any(v != v for v in context.values()):
         with pytest.raises(ValueError, match="feature 'drama' must be finite"):
             p.vectorize(context)
+        return
+    if any(abs(v) > MAX_FEATURE_ABS for v in context.values()):
+        with pytest.raises(InvalidContext, match="feature 'romance' is 1e[+]300; policies score values"):
+            p.vectorize(context)
+        with pytest.raises(InvalidContext, match="feature 'romance' is 1e[+]300"):
+            p._vectorize_checked(context)
         return
     x = p.vectorize(context)
     assert x.dtype == float and x.shape == (5,) and x[-1] == 1.0

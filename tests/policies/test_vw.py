@@ -260,10 +260,10 @@ def test_bad_settings_are_rejected(params: dict[str, object], fragment: str) -> 
 
 
 BAD_CALLS: list[tuple[Callable[[Any], object], str]] = [
-    (lambda p: p.decide({"horror": 1e39}), "context feature values must be within float32 range"),
+    (lambda p: p.decide({"horror": 1e39}), "feature 'horror' is 1e[+]39; policies score values within"),
     (lambda p: p.decide({"westerns": 1.0}), "unknown feature 'westerns'"),
     (lambda p: p.decide({"horror": float("nan")}), "feature 'horror' must be finite"),
-    (lambda p: p.learn({"horror": 1e39}, "art0", 1.0, 0.5), "context feature values must be within float32"),
+    (lambda p: p.learn({"horror": 1e39}, "art0", 1.0, 0.5), "feature 'horror' is 1e[+]39; policies score"),
     (lambda p: p.learn({"horror": 1.0}, "art0", 1e39, 0.5), "reward must be within float32 range"),
     (lambda p: p.learn({"horror": 1.0}, "art9", 1.0, 0.5), "unknown arm 'art9'"),
     (lambda p: p.learn({"horror": 1.0}, "art0", float("inf"), 0.5), "reward must be a finite number"),

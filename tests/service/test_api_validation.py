@@ -124,6 +124,7 @@ CASES = [
     (POST, IMP, ctx('"horror": Infinity'), 400, BAD, "context.horror: Input should be a finite"),
     (POST, IMP, ctx('"horror": -Infinity'), 400, BAD, "context.horror: Input should be a finite"),
     (POST, IMP, ctx('"horror": 1e999'), 400, BAD, "context.horror: Input should be a finite"),
+    (POST, IMP, ctx('"horror": 1e308'), 400, BAD, "feature 'horror' is 1e+308; policies score values within"),
     (POST, IMP, as_json(imp(context={"zombie": 1.0})), 400, BAD, "unknown feature 'zombie'"),
     (POST, IMP, as_json(imp(extra=1)), 400, BAD, "extra: unknown field"),
     (POST, IMP, as_json(imp(title_id="no-such-title")), 404, "unknown_title", "no-such-title"),
