@@ -95,21 +95,20 @@ class FastJSONProvider(DefaultJSONProvider):
 
     OPTIONS = orjson.OPT_NON_STR_KEYS
 
+    def encode(self, obj: Any) -> bytes:
+        """UTF-8 JSON of `obj` (also what `service.api.hot` answers with)."""
+        try:
+            return orjson.dumps(obj, default=self.default, option=self.OPTIONS)
+        except TypeError:  # what orjson cannot encode (an int beyond 64 bits) the stdlib can
+            return super().dumps(obj).encode()
+
     def dumps(self, obj: Any, **kwargs: Any) -> str:
         if kwargs:  # indent=..., sort_keys=...: the stdlib encoder's options
             return super().dumps(obj, **kwargs)
-        try:
-            return orjson.dumps(obj, default=self.default, option=self.OPTIONS).decode()
-        except TypeError:  # what orjson cannot encode (an int beyond 64 bits) the stdlib can
-            return super().dumps(obj)
+        return self.encode(obj).decode()
 
     def response(self, *args: Any, **kwargs: Any) -> Response:
-        obj = self._prepare_response_obj(args, kwargs)
-        try:
-            body = orjson.dumps(obj, default=self.default, option=self.OPTIONS)
-        except TypeError:
-            return Response(super().dumps(obj), mimetype=self.mimetype)
-        return Response(body, mimetype=self.mimetype)
+        return Response(self.encode(self._prepare_response_obj(args, kwargs)), mimetype=self.mimetype)
 
 
 # ---------------------------------------------------------------------------------------------- errors
@@ -123,15 +122,23 @@ def error_response(code: str, message: str, status: int, headers: dict[str, str]
     return response
 
 
-def _domain_error(exc: ArtbanditError) -> Response:
+INTERNAL_ERROR_MESSAGE = "an unexpected error occurred; it has been logged"
+
+
+def domain_error_headers(exc: ArtbanditError) -> dict[str, str]:
+    """The headers a domain error's response carries (the Flask handler and `service.api.hot`)."""
     headers = {}
     if isinstance(exc, StoreUnavailable):
         headers["Retry-After"] = str(exc.retry_after)
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="artbandit"'
+    return headers
+
+
+def _domain_error(exc: ArtbanditError) -> Response:
     response = jsonify(exc.to_json())
     response.status_code = exc.status
-    response.headers.update(headers)
+    response.headers.update(domain_error_headers(exc))
     service().metrics.error(exc.code)
     return response
 
@@ -166,7 +173,7 @@ def _http_error(exc: HTTPException) -> Response:
 def _unexpected(exc: Exception) -> Response:
     # %r: a path with encoded newlines cannot forge log lines
     current_app.logger.exception("unhandled error on %s %r", request.method, request.path)
-    return error_response("internal_error", "an unexpected error occurred; it has been logged", 500)
+    return error_response("internal_error", INTERNAL_ERROR_MESSAGE, 500)
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -27,13 +27,19 @@ from collections.abc import Callable, Iterable
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 
-import orjson
 from flask import Flask
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.api import clicks, describe_validation, impressions
+from service.api import (
+    INTERNAL_ERROR_MESSAGE,
+    FastJSONProvider,
+    clicks,
+    describe_validation,
+    domain_error_headers,
+    impressions,
+)
 from service.errors import ArtbanditError, StoreUnavailable
 
 if TYPE_CHECKING:
@@ -70,6 +76,9 @@ class HotPath:
         self.flask: WSGIApp = app.wsgi_app  # the Flask app proper (every other request)
         self._ext: Artbandit = app.extensions["artbandit"]
         self._limit: int | None = app.config.get("MAX_CONTENT_LENGTH")
+        if not isinstance(app.json, FastJSONProvider):  # both paths must encode alike
+            raise TypeError("HotPath needs the app's FastJSONProvider (create_app installs it first)")
+        self._encode = app.json.encode
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         route = environ.get("PATH_INFO", "")
@@ -85,7 +94,7 @@ class HotPath:
         started = time.perf_counter()
         body = environ["wsgi.input"].read(length)
         status, payload, headers = self._answer(answer, body, environ)
-        out = orjson.dumps(payload)
+        out = self._encode(payload)
         start_response(
             _STATUS_LINES.get(status, str(status)),
             [("Content-Type", "application/json"), ("Content-Length", str(len(out))), *headers],
@@ -112,10 +121,8 @@ class HotPath:
         except Exception:
             log.exception("unhandled error on POST %r", environ.get("PATH_INFO"))
             metrics.error("internal_error")
-            message = "an unexpected error occurred; it has been logged"
-            return 500, {"error": "internal_error", "message": message}, []
+            return 500, {"error": "internal_error", "message": INTERNAL_ERROR_MESSAGE}, []
 
     def _domain(self, exc: ArtbanditError) -> tuple[int, dict[str, Any], list[tuple[str, str]]]:
         self._ext.metrics.error(exc.code)
-        headers = [("Retry-After", str(exc.retry_after))] if isinstance(exc, StoreUnavailable) else []
-        return exc.status, exc.to_json(), headers
+        return exc.status, exc.to_json(), list(domain_error_headers(exc).items())
