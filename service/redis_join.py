@@ -142,13 +142,20 @@ class RedisJoin:
     ) -> int:
         """Sweep in batches of `limit` until nothing due is left (or `max_rounds` batches). Returns the
         number of labels emitted."""
+        return self.sweep(title_id, now, limit, max_rounds)[0]
+
+    def sweep(
+        self, title_id: str, now: float | None = None, limit: int = 1000, max_rounds: int = 100
+    ) -> tuple[int, bool]:
+        """`expire_all`, and whether it stopped at `max_rounds` with more possibly due:
+        (labels emitted, behind)."""
         total = 0
         for _ in range(max_rounds):
             found, emitted = self._expire_batch(title_id, now, limit)
             total += emitted
             if found < limit:
-                break
-        return total
+                return total, False
+        return total, True
 
     def _expire_batch(self, title_id: str, now: float | None, limit: int) -> tuple[int, int]:
         """(ids found due, labels emitted)."""

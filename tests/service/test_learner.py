@@ -3,6 +3,8 @@ catalog changes reach the live policies."""
 
 from __future__ import annotations
 
+import threading
+import time
 from typing import Any, cast
 
 import numpy as np
@@ -14,7 +16,7 @@ from service import catalog_store, keys
 from service.catalog import TitleConfig, build_policy, parse_title
 from service.config import Settings
 from service.decisions import Decider
-from service.learner import Learner
+from service.learner import STEP_INTERVAL, Learner
 from service.learning import PolicyBook
 from service.model_cache import ModelCache
 from service.policy_sync import stable_seed
@@ -219,3 +221,38 @@ def test_learner_restricted_to_its_titles(redis: redis_lib.Redis, settings: Sett
     learner = Learner(redis, settings, titles=["t2", "t3"])
     learner.step(now=T0)
     assert learner.titles == ["t2"]
+
+
+class _CountingLearner(Learner):
+    """A learner whose steps always find work; `behind` says whether they also leave some."""
+
+    def __init__(self, redis: redis_lib.Redis, settings: Settings, behind: bool) -> None:
+        super().__init__(redis, settings)
+        self.steps = 0
+        self._always_behind = behind
+
+    def step(self, now: float | None = None, block_ms: int = 0) -> int:
+        self.steps += 1
+        self.sync_catalog()
+        self.behind = self._always_behind
+        return 1
+
+
+@pytest.mark.parametrize("behind", [False, True])
+def test_run_paces_steps_unless_behind(redis: redis_lib.Redis, settings: Settings, behind: bool) -> None:
+    """Events that trickle in are worked on every STEP_INTERVAL, a few per step would cost four round
+    trips each; a backlog is worked off without pausing."""
+    catalog_store.save_title(redis, title("t1"))
+    learner = _CountingLearner(redis, settings, behind)
+    stop = threading.Event()
+    thread = threading.Thread(target=learner.run, args=(stop,))
+    seconds = 5 * STEP_INTERVAL
+    thread.start()
+    time.sleep(seconds)
+    stop.set()
+    thread.join(timeout=5)
+    paced_at_most = seconds / STEP_INTERVAL + 2
+    if behind:
+        assert learner.steps > 10 * paced_at_most
+    else:
+        assert 2 <= learner.steps <= paced_at_most

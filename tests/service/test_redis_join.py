@@ -119,6 +119,14 @@ def test_expiry_labels_reward_zero_once_and_then_clicks_are_late(
     assert redis.zcard(keys.pending("t1")) == 0
 
 
+def test_sweep_says_whether_it_stopped_with_more_due(redis: redis_lib.Redis, join: RedisJoin) -> None:
+    for i in range(5):
+        join.impress(record("t1", T0 + i))
+    assert join.sweep("t1", now=T0 + 100, limit=2, max_rounds=2) == (4, True)  # two full batches
+    assert join.sweep("t1", now=T0 + 100, limit=2, max_rounds=2) == (1, False)  # the last one
+    assert join.sweep("t1", now=T0 + 100, limit=2, max_rounds=2) == (0, False)
+
+
 def test_deadline_equal_to_now_is_not_yet_expired(redis: redis_lib.Redis, join: RedisJoin) -> None:
     rec = record("t1", T0)
     join.impress(rec)
