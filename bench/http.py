@@ -7,7 +7,11 @@ Needs `wrk` (Debian: apt-get install wrk). Starts a private redis-server, the AP
 learner (the real system), seeds one title, then:
   1. saturation: `--rounds` rounds, each wrk with N connections as fast as it can against artbandit,
      then against the no-op app -> req/s, p50, p99; the ratio is taken per round;
-  2. half load: rounds of wrk paced (Lua `delay()`) at half of artbandit's median saturated rate.
+  2. half load: rounds of wrk paced (Lua `delay()`) at half of artbandit's median saturated rate,
+     after one attribution window of artbandit at that rate (the learner labels impressions a window
+     after serving them; without it the paced rounds would meet the learner labelling full-load traffic).
+The service's attribution window is 30 s so that the learner labels and learns during the run; from the
+second saturated round on, artbandit's rounds carry the learner's work on the previous round's traffic.
 Rounds alternate between the two servers because this VM's speed drifts by up to a third within a
 minute (the same no-op run gave 2,900 and 4,500 req/s minutes apart): a ratio of two runs far apart
 in time measures the drift. The table reports medians over rounds (p99: median and worst round).
@@ -46,6 +50,9 @@ from service.redis_server import PrivateRedis, free_port
 FEATURES = ["romance", "comedy", "drama", "horror", "action", "family", "thriller", "scifi"]
 ARTWORKS = [{"id": f"art-{i}", "features": {FEATURES[i % len(FEATURES)]: 1.0}} for i in range(8)]
 API_KEY = "bench-key"
+# Attribution window of the benchmarked service: short, so the learner labels and learns from the
+# benchmark's own impressions while it runs (with the 30-minute default it would sit idle).
+WINDOW_SECONDS = 30
 
 WRK_SCRIPT = r"""
 -- artbandit load: impressions for random viewers; 20%% of requests click a recent impression.
@@ -286,7 +293,9 @@ def main() -> int:
         (tmp / "noop_wsgi.py").write_text(NOOP_WSGI_APP)
         env = dict(os.environ)
         env.update(
-            ARTBANDIT_REDIS_URL=redis_srv.url, ARTBANDIT_API_KEY=API_KEY, ARTBANDIT_ATTRIBUTION_WINDOW="30"
+            ARTBANDIT_REDIS_URL=redis_srv.url,
+            ARTBANDIT_API_KEY=API_KEY,
+            ARTBANDIT_ATTRIBUTION_WINDOW=str(WINDOW_SECONDS),
         )
         metrics_dir = tmp / "prom"
         metrics_dir.mkdir()
@@ -338,6 +347,12 @@ def main() -> int:
                 )
             half = sat_app.rps / 2
             pace_ms = args.connections / half * 1000.0
+            # The learner labels impressions one attribution window after they were served, so the
+            # first window after the saturated rounds it is still working through full-load traffic.
+            # Serve artbandit at half load for one window first: the paced rounds then measure the
+            # whole system (API, Redis and learner) at half load, not half-load requests on top of a
+            # full-load learner.
+            run_wrk(base_app, WINDOW_SECONDS + 2, n, pace_ms, tmp, "artbandit-settle")
             half_app, half_noop = Summary("artbandit", "paced", []), Summary("noop", "paced", [])
             for _ in range(args.rounds):
                 half_app.rounds.append(run_wrk(base_app, secs, n, pace_ms, tmp, "artbandit-half"))
