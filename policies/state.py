@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import struct
 from collections.abc import Mapping
 from typing import Any
@@ -87,9 +88,7 @@ def _unpack_raw(header: Any, data: bytes, offset: int) -> tuple[dict[str, Any], 
             raise ValueError(f"corrupt policy state header: bad array entry {spec!r}"[:200])
         name, dtype_text, shape = spec
         dtype = np.dtype(dtype_text)
-        count = 1
-        for s in shape:
-            count *= s
+        count = math.prod(shape)
         end = offset + count * dtype.itemsize
         if end > len(data):
             raise ValueError(f"corrupt policy state: array {name!r} runs past the end of the data")
