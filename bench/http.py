@@ -1,20 +1,27 @@
 """HTTP benchmark: POST /impression (+20% POST /click) against gunicorn, next to a no-op Flask endpoint
 served by the same gunicorn settings, in the same run.
 
-    python bench/http.py [--seconds 8] [--rounds 4] [--workers 2] [--connections 32]
+    python bench/http.py [--seconds 8] [--rounds 6] [--workers 2] [--connections 32]
 
 Needs `wrk` (Debian: apt-get install wrk). Starts a private redis-server, the API under gunicorn and the
 learner (the real system), seeds one title, then:
   1. saturation: `--rounds` rounds, each wrk with N connections as fast as it can against artbandit,
-     then against the no-op app -> req/s, p50, p99; the ratio is taken per round;
+     then against the no-op Flask app, the no-op Flask app plus one round trip to Redis (an empty
+     script, through artbandit's request-path client) and a bare WSGI no-op -> req/s, p50, p99; the
+     ratios are taken per round;
   2. half load: rounds of wrk paced (Lua `delay()`) at half of artbandit's median saturated rate,
-     after one attribution window of artbandit at that rate (the learner labels impressions a window
-     after serving them; without it the paced rounds would meet the learner labelling full-load traffic).
-The service's attribution window is 30 s so that the learner labels and learns during the run; from the
-second saturated round on, artbandit's rounds carry the learner's work on the previous round's traffic.
-Rounds alternate between the two servers because this VM's speed drifts by up to a third within a
-minute (the same no-op run gave 2,900 and 4,500 req/s minutes apart): a ratio of two runs far apart
-in time measures the drift. The table reports medians over rounds (p99: median and worst round).
+     artbandit then the no-op Flask app.
+Every artbandit round is measured in the steady state of the whole system, learner included: the
+service's attribution window is WINDOW_SECONDS, and each artbandit round first serves one window at the
+round's rate unmeasured, so that during the measured seconds the learner labels and learns, every
+moment, what was served one window earlier at the same rate — what it does in production at a steady
+load. After the measured seconds the benchmark waits until the learner has labelled the round's
+impressions, so none of artbandit's work spills into a no-op round.
+Rounds alternate between the servers because a VM's speed drifts by up to a third within a minute
+(the same no-op run gave 2,900 and 4,500 req/s minutes apart): a ratio of two runs far apart in time
+measures the drift. The table reports medians over rounds (p99: median and worst round); each round
+also reads the CPU that artbandit's processes (API workers, Redis, learner) and the no-op's workers
+used per request (/proc), which shows where the time goes.
 Prints a markdown table and the ratios; --write appends it to docs/benchmarks.md.
 """
 
@@ -38,7 +45,7 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -51,8 +58,10 @@ FEATURES = ["romance", "comedy", "drama", "horror", "action", "family", "thrille
 ARTWORKS = [{"id": f"art-{i}", "features": {FEATURES[i % len(FEATURES)]: 1.0}} for i in range(8)]
 API_KEY = "bench-key"
 # Attribution window of the benchmarked service: short, so the learner labels and learns from the
-# benchmark's own impressions while it runs (with the 30-minute default it would sit idle).
-WINDOW_SECONDS = 30
+# benchmark's own impressions while it runs (with the 30-minute default it would sit idle), and so that
+# each artbandit round reaches the learner's steady state after a short unmeasured lead (see above).
+# The learner's work per label does not depend on the window; Redis's pending set is smaller with it.
+WINDOW_SECONDS = 3
 
 WRK_SCRIPT = r"""
 -- artbandit load: impressions for random viewers; 20%% of requests click a recent impression.
@@ -81,9 +90,14 @@ request = function()
   return impression()
 end
 
+-- Clicks go to the newest impressions not yet clicked: a short list, oldest dropped first, so that no
+-- click falls outside the benchmark's few-seconds attribution window (a 410, which wrk counts as an error).
 response = function(status, headers, body)
   local id = string.match(body, '"impression_id"%%s*:%%s*"([^"]+)"')
-  if id and #ids < 1000 then ids[#ids + 1] = id end
+  if id then
+    ids[#ids + 1] = id
+    if #ids > 64 then table.remove(ids, 1) end
+  end
 end
 
 if pace_ms > 0 then
@@ -123,6 +137,49 @@ def create_app():
 """
 
 
+# The no-op Flask app plus what every artbandit request needs at the least: one round trip to Redis,
+# through artbandit's own request-path client (`ScriptRunner`), running a script that does nothing. It
+# bounds from above what any server that logs each request to Redis before answering can reach.
+NOOP_REDIS_APP = """
+import os
+
+import redis
+from flask import Flask, jsonify, request
+
+from service.redis_wire import ScriptRunner
+
+
+def create_app():
+    app = Flask("noop_redis")
+    state = {}
+
+    def roundtrip():
+        if not state:  # in the worker, after gunicorn forked it
+            r = redis.Redis.from_url(os.environ["ARTBANDIT_REDIS_URL"], socket_timeout=0.05)
+            state.update(runner=ScriptRunner(r), script=r.register_script("return 1"))
+        state["runner"].run(state["script"], ["bench:noop"], ["x"])
+
+    @app.post("/impression")
+    def impression():
+        request.get_json()
+        roundtrip()
+        return jsonify(impression_id="bench~noop", artwork_id="art-0", propensity=1.0, variant="default",
+                       policy="noop", model_version=0, fallback=False)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.post("/click")
+    def click():
+        request.get_json()
+        roundtrip()
+        return jsonify(status="recorded")
+
+    return app
+"""
+
+
 NOOP_WSGI_APP = """
 import json
 
@@ -151,6 +208,11 @@ class Result:
     p50_ms: float
     p99_ms: float
     errors: int
+    cpu_us: dict[str, float] = field(default_factory=dict)  # CPU µs per request, by process group
+
+    def cpu_text(self) -> str:
+        parts = [f"{name} {us:,.0f}" for name, us in self.cpu_us.items()]
+        return f"CPU µs/request: {' + '.join(parts)}" if parts else ""
 
 
 @dataclass
@@ -194,17 +256,46 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
     raise RuntimeError(f"{url} did not come up within {timeout}s")
 
 
-def run_wrk(url: str, seconds: int, connections: int, pace_ms: float, tmp: Path, label: str) -> Result:
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of a process and all its descendants alive now (e.g. gunicorn and its workers)."""
+    total = 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        total = (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        for task in Path(f"/proc/{pid}/task").iterdir():
+            for child in (task / "children").read_text().split():
+                total += cpu_seconds(int(child))
+    except (OSError, IndexError, ValueError):  # gone meanwhile
+        pass
+    return total
+
+
+def run_wrk(
+    url: str,
+    seconds: int,
+    connections: int,
+    pace_ms: float,
+    tmp: Path,
+    label: str,
+    cpu_of: dict[str, int] | None = None,
+) -> Result:
+    """One wrk run. `cpu_of` (group name -> pid): also the CPU those process trees used per request."""
     script = tmp / f"{label}.lua"
     script.write_text(
         WRK_SCRIPT % {"features": ", ".join(f'"{f}"' for f in FEATURES), "pace_ms": f"{pace_ms:.3f}"}
     )
+    groups = cpu_of or {}
+    before = {name: cpu_seconds(pid) for name, pid in groups.items()}
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--timeout", "2s", "-s", str(script), url],
         capture_output=True,
         text=True,
         check=True,
     ).stdout
+    used = {name: cpu_seconds(pid) - before[name] for name, pid in groups.items()}
     m = re.search(r"RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) ([\d.]+) (\d+)", out)
     if not m:
         raise RuntimeError(f"could not parse wrk output:\n{out}")
@@ -216,7 +307,30 @@ def run_wrk(url: str, seconds: int, connections: int, pace_ms: float, tmp: Path,
         float(m.group(3)),
         float(m.group(4)),
         int(m.group(6)),
+        {name: seconds_used / max(requests, 1) * 1e6 for name, seconds_used in used.items()},
     )
+
+
+class Pending:
+    """The benchmark title's pending impressions (labelled by the learner one window after serving)."""
+
+    def __init__(self, url: str) -> None:
+        import redis
+
+        from service import keys
+
+        self._r = redis.Redis.from_url(url)
+        self._key = keys.pending("bench")
+
+    def wait_drained(self, timeout: float) -> None:
+        """Until the learner has labelled every impression served so far (and read the labels)."""
+        deadline = time.monotonic() + timeout
+        while self._r.zcard(self._key) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0.5)  # the learner reads what its last sweep emitted within a step (0.1 s)
+
+    def close(self) -> None:
+        self._r.close()
 
 
 def start_gunicorn(
@@ -266,10 +380,24 @@ def put_title(base: str) -> None:
         assert resp.status in (200, 201), resp.status
 
 
+def cpu_line(app: Summary, noop: Summary, noop_redis: Summary) -> str:
+    def med(summary: Summary, group: str | None = None) -> float:
+        return statistics.median(
+            r.cpu_us.get(group, 0.0) if group else sum(r.cpu_us.values()) for r in summary.rounds
+        )
+
+    parts = ", ".join(f"{g} {med(app, g):,.0f}" for g in ("api", "redis", "learner"))
+    return (
+        f"artbandit {med(app):,.0f} µs ({parts}); no-op Flask workers {med(noop):,.0f} µs; no-op Flask + "
+        f"Redis round trip {med(noop_redis):,.0f} µs (workers {med(noop_redis, 'api'):,.0f}, Redis "
+        f"{med(noop_redis, 'redis'):,.0f}); wrk's own CPU is not counted."
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--seconds", type=int, default=8, help="seconds per wrk run")
-    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per load (medians reported)")
+    ap.add_argument("--seconds", type=int, default=8, help="measured seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=6, help="alternating rounds per load (medians reported)")
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument(
@@ -287,10 +415,12 @@ def main() -> int:
     summaries: list[Summary] = []
     ratios: list[float] = []
     wsgi_ratios: list[float] = []
+    rt_ratios: list[float] = []
     with PrivateRedis(appendonly=True) as redis_srv, tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         (tmp / "noop_app.py").write_text(NOOP_APP)
         (tmp / "noop_wsgi.py").write_text(NOOP_WSGI_APP)
+        (tmp / "noop_redis.py").write_text(NOOP_REDIS_APP)
         env = dict(os.environ)
         env.update(
             ARTBANDIT_REDIS_URL=redis_srv.url,
@@ -300,7 +430,7 @@ def main() -> int:
         metrics_dir = tmp / "prom"
         metrics_dir.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-        port_app, port_noop, port_wsgi = free_port(), free_port(), free_port()
+        port_app, port_noop, port_wsgi, port_rt = free_port(), free_port(), free_port(), free_port()
         app = start_gunicorn(
             "service.app:create_app()",
             port_app,
@@ -320,9 +450,17 @@ def main() -> int:
         wsgi = start_gunicorn(
             "noop_wsgi:create_app()", port_wsgi, args.workers, noop_env, tmp, threads=args.threads
         )
+        rt_env = dict(noop_env, PYTHONPATH=f"{tmp}{os.pathsep}{ROOT}", ARTBANDIT_REDIS_URL=redis_srv.url)
+        rt = start_gunicorn(
+            "noop_redis:create_app()", port_rt, args.workers, rt_env, tmp, threads=args.threads
+        )
+        assert redis_srv.process is not None
+        artbandit_procs = {"api": app.pid, "redis": redis_srv.process.pid, "learner": learner.pid}
+        pending = Pending(redis_srv.url)
         try:
             base_app, base_noop = f"http://127.0.0.1:{port_app}", f"http://127.0.0.1:{port_noop}"
             base_wsgi = f"http://127.0.0.1:{port_wsgi}"
+            base_rt = f"http://127.0.0.1:{port_rt}"
             wait_http(f"{base_app}/healthz")
             put_title(base_app)
             time.sleep(1.0)
@@ -330,36 +468,51 @@ def main() -> int:
             run_wrk(base_app, 3, 8, 0, tmp, "warm-app")
             wait_http(f"{base_noop}/healthz")
             wait_http(f"{base_wsgi}/healthz")
+            wait_http(f"{base_rt}/healthz")
             sat_app, sat_noop = Summary("artbandit", "saturated", []), Summary("noop", "saturated", [])
             sat_wsgi = Summary("noop-wsgi", "saturated", [])
+            sat_rt = Summary("noop+redis", "saturated", [])
             n, secs = args.connections, args.seconds
+
+            def artbandit_round(pace_ms: float, label: str) -> Result:
+                """Serve one attribution window unmeasured (from then on the learner labels, every moment,
+                what was served a window earlier at this same rate: the steady state), then measure;
+                then let the learner label the round's last window before any other server runs."""
+                run_wrk(base_app, WINDOW_SECONDS, n, pace_ms, tmp, f"{label}-lead")
+                result = run_wrk(base_app, secs, n, pace_ms, tmp, label, cpu_of=artbandit_procs)
+                pending.wait_drained(WINDOW_SECONDS * 3 + 10)
+                return result
+
             for k in range(args.rounds):
-                sat_app.rounds.append(run_wrk(base_app, secs, n, 0, tmp, "artbandit-sat"))
-                sat_noop.rounds.append(run_wrk(base_noop, secs, n, 0, tmp, "noop-sat"))
+                sat_app.rounds.append(artbandit_round(0, "artbandit-sat"))
+                noop_cpu = {"api": noop.pid}
+                sat_noop.rounds.append(run_wrk(base_noop, secs, n, 0, tmp, "noop-sat", cpu_of=noop_cpu))
+                rt_cpu = {"api": rt.pid, "redis": redis_srv.process.pid}
+                sat_rt.rounds.append(run_wrk(base_rt, secs, n, 0, tmp, "noop+redis-sat", cpu_of=rt_cpu))
                 sat_wsgi.rounds.append(run_wrk(base_wsgi, secs, n, 0, tmp, "noop-wsgi-sat"))
                 ratios.append(sat_app.rounds[-1].rps / sat_noop.rounds[-1].rps)
+                rt_ratios.append(sat_rt.rounds[-1].rps / sat_noop.rounds[-1].rps)
                 wsgi_ratios.append(sat_app.rounds[-1].rps / sat_wsgi.rounds[-1].rps)
                 print(
-                    f"round {k + 1}: artbandit {sat_app.rounds[-1].rps:,.0f} req/s, "
-                    f"noop Flask {sat_noop.rounds[-1].rps:,.0f} req/s (ratio {ratios[-1]:.2f}), "
+                    f"round {k + 1}: artbandit {sat_app.rounds[-1].rps:,.0f} req/s "
+                    f"({sat_app.rounds[-1].cpu_text()}), "
+                    f"noop Flask {sat_noop.rounds[-1].rps:,.0f} req/s ({sat_noop.rounds[-1].cpu_text()}; "
+                    f"ratio {ratios[-1]:.2f}), "
+                    f"noop Flask + Redis round trip {sat_rt.rounds[-1].rps:,.0f} req/s "
+                    f"(ratio to noop Flask {rt_ratios[-1]:.2f}), "
                     f"noop WSGI {sat_wsgi.rounds[-1].rps:,.0f} req/s (ratio {wsgi_ratios[-1]:.2f})",
                     flush=True,
                 )
             half = sat_app.rps / 2
             pace_ms = args.connections / half * 1000.0
-            # The learner labels impressions one attribution window after they were served, so the
-            # first window after the saturated rounds it is still working through full-load traffic.
-            # Serve artbandit at half load for one window first: the paced rounds then measure the
-            # whole system (API, Redis and learner) at half load, not half-load requests on top of a
-            # full-load learner.
-            run_wrk(base_app, WINDOW_SECONDS + 2, n, pace_ms, tmp, "artbandit-settle")
             half_app, half_noop = Summary("artbandit", "paced", []), Summary("noop", "paced", [])
             for _ in range(args.rounds):
-                half_app.rounds.append(run_wrk(base_app, secs, n, pace_ms, tmp, "artbandit-half"))
+                half_app.rounds.append(artbandit_round(pace_ms, "artbandit-half"))
                 half_noop.rounds.append(run_wrk(base_noop, secs, n, pace_ms, tmp, "noop-half"))
-            summaries = [sat_app, sat_noop, half_app, half_noop, sat_wsgi]
+            summaries = [sat_app, sat_noop, half_app, half_noop, sat_rt, sat_wsgi]
         finally:
-            for proc in (app, noop, wsgi, learner):
+            pending.close()
+            for proc in (app, noop, wsgi, rt, learner):
                 stop(proc)
 
     cpu = platform.processor() or platform.machine()
@@ -396,6 +549,11 @@ def main() -> int:
         f"Against a bare WSGI no-op (no framework at all; artbandit serves its two hot routes without "
         f"Flask's request machinery, see service/api/hot.py): **{statistics.median(wsgi_ratios):.2f}×** "
         f"(rounds {', '.join(f'{x:.2f}' for x in wsgi_ratios)}).",
+        f"The no-op Flask endpoint plus one round trip to Redis per request (an empty script, through "
+        f"artbandit's request-path client): **{statistics.median(rt_ratios):.2f}×** the no-op's throughput "
+        f"(rounds {', '.join(f'{x:.2f}' for x in rt_ratios)}): what the round trip alone costs.",
+        "CPU per request at saturation (median of rounds, /proc): "
+        + cpu_line(summaries[0], summaries[1], summaries[4]),
     ]
     table = "\n".join(lines)
     print(table)
