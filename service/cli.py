@@ -14,11 +14,12 @@ import argparse
 import importlib
 import logging
 import os
-import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
 from typing import Any
+
+from service.shutdown import stop_on_signals
 
 log = logging.getLogger("artbandit")
 OWN_COMMANDS = ("run", "serve", "learn")
@@ -40,14 +41,6 @@ def cmd_serve(args: argparse.Namespace) -> int:
     argv = gunicorn_command(args.host, args.port, args.workers)
     os.execv(argv[0], argv)
     return 0  # pragma: no cover - execv does not return
-
-
-def stop_on_signals(stop: threading.Event) -> None:
-    def handler(signum: int, frame: Any) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, handler)
-    signal.signal(signal.SIGINT, handler)
 
 
 def cmd_learn(args: argparse.Namespace) -> int:

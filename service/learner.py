@@ -16,12 +16,10 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import cast
 
 import redis
@@ -35,6 +33,7 @@ from service.policy_sync import fit_arms, spec_fingerprint, stable_seed
 from service.records import StreamEntries, parse_labelled
 from service.redis_client import UNAVAILABLE, load_script, make_redis
 from service.redis_join import RedisJoin
+from service.shutdown import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -310,11 +309,7 @@ def main(argv: list[str] | None = None) -> None:
     settings = Settings.load({"redis_url": args.redis_url} if args.redis_url else None)
     stop = threading.Event()
 
-    def on_signal(signum: int, frame: FrameType | None) -> None:
-        stop.set()
-
-    signal.signal(signal.SIGTERM, on_signal)
-    signal.signal(signal.SIGINT, on_signal)
+    stop_on_signals(stop)
     learner = Learner(make_redis(settings, for_api=False), settings, titles=args.title)
     learner.run(stop)
     log.info("learner stopped: %d events applied, %d snapshots published", learner.applied, learner.published)

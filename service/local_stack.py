@@ -27,10 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from service.app import seed_configured_catalog
 from service.catalog import TitleConfig, load_catalog
-from service.cli import gunicorn_command, stop_on_signals
+from service.cli import gunicorn_command
 from service.config import Settings
 from service.redis_client import redact_url
 from service.redis_server import PrivateRedis
+from service.shutdown import stop_on_signals
 
 if TYPE_CHECKING:
     from service.demo import DemoTraffic
