@@ -51,7 +51,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from service import gunicorn_conf
+import redis
+
+from service import gunicorn_conf, keys
 from service.redis_server import PrivateRedis, free_port
 
 FEATURES = ["romance", "comedy", "drama", "horror", "action", "family", "thriller", "scifi"]
@@ -115,12 +117,14 @@ end
 NOOP_APP = """
 from flask import Flask, jsonify, request
 
-def create_app():
+def create_app(each_request=None):
     app = Flask("noop")
 
     @app.post("/impression")
     def impression():
         request.get_json()
+        if each_request is not None:
+            each_request()
         return jsonify(impression_id="bench~noop", artwork_id="art-0", propensity=1.0, variant="default",
                        policy="noop", model_version=0, fallback=False)
 
@@ -131,26 +135,27 @@ def create_app():
     @app.post("/click")
     def click():
         request.get_json()
+        if each_request is not None:
+            each_request()
         return jsonify(status="recorded")
 
     return app
 """
 
 
-# The no-op Flask app plus what every artbandit request needs at the least: one round trip to Redis,
-# through artbandit's own request-path client (`ScriptRunner`), running a script that does nothing. It
-# bounds from above what any server that logs each request to Redis before answering can reach.
+# The no-op Flask app above plus what every artbandit request needs at the least: one round trip to
+# Redis, through artbandit's own request-path client (`ScriptRunner`), running a script that does
+# nothing. It shows what the round trip alone costs under the same gunicorn settings.
 NOOP_REDIS_APP = """
 import os
 
 import redis
-from flask import Flask, jsonify, request
+from noop_app import create_app as create_noop_app
 
 from service.redis_wire import ScriptRunner
 
 
 def create_app():
-    app = Flask("noop_redis")
     state = {}
 
     def roundtrip():
@@ -159,24 +164,7 @@ def create_app():
             state.update(runner=ScriptRunner(r), script=r.register_script("return 1"))
         state["runner"].run(state["script"], ["bench:noop"], ["x"])
 
-    @app.post("/impression")
-    def impression():
-        request.get_json()
-        roundtrip()
-        return jsonify(impression_id="bench~noop", artwork_id="art-0", propensity=1.0, variant="default",
-                       policy="noop", model_version=0, fallback=False)
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify(status="ok")
-
-    @app.post("/click")
-    def click():
-        request.get_json()
-        roundtrip()
-        return jsonify(status="recorded")
-
-    return app
+    return create_noop_app(each_request=roundtrip)
 """
 
 
@@ -315,10 +303,6 @@ class Pending:
     """The benchmark title's pending impressions (labelled by the learner one window after serving)."""
 
     def __init__(self, url: str) -> None:
-        import redis
-
-        from service import keys
-
         self._r = redis.Redis.from_url(url)
         self._key = keys.pending("bench")
 
@@ -456,6 +440,8 @@ def main() -> int:
         )
         assert redis_srv.process is not None
         artbandit_procs = {"api": app.pid, "redis": redis_srv.process.pid, "learner": learner.pid}
+        noop_procs = {"api": noop.pid}
+        rt_procs = {"api": rt.pid, "redis": redis_srv.process.pid}
         pending = Pending(redis_srv.url)
         try:
             base_app, base_noop = f"http://127.0.0.1:{port_app}", f"http://127.0.0.1:{port_noop}"
@@ -485,10 +471,8 @@ def main() -> int:
 
             for k in range(args.rounds):
                 sat_app.rounds.append(artbandit_round(0, "artbandit-sat"))
-                noop_cpu = {"api": noop.pid}
-                sat_noop.rounds.append(run_wrk(base_noop, secs, n, 0, tmp, "noop-sat", cpu_of=noop_cpu))
-                rt_cpu = {"api": rt.pid, "redis": redis_srv.process.pid}
-                sat_rt.rounds.append(run_wrk(base_rt, secs, n, 0, tmp, "noop+redis-sat", cpu_of=rt_cpu))
+                sat_noop.rounds.append(run_wrk(base_noop, secs, n, 0, tmp, "noop-sat", cpu_of=noop_procs))
+                sat_rt.rounds.append(run_wrk(base_rt, secs, n, 0, tmp, "noop+redis-sat", cpu_of=rt_procs))
                 sat_wsgi.rounds.append(run_wrk(base_wsgi, secs, n, 0, tmp, "noop-wsgi-sat"))
                 ratios.append(sat_app.rounds[-1].rps / sat_noop.rounds[-1].rps)
                 rt_ratios.append(sat_rt.rounds[-1].rps / sat_noop.rounds[-1].rps)
