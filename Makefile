@@ -36,8 +36,8 @@ browser-deps:
 	fi
 
 bench: $(STAMP)
-	$(BIN)/python bench/policies.py
-	$(BIN)/python bench/simulator.py
+	$(BIN)/python bench/policy_speed.py
+	$(BIN)/python bench/simulator_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

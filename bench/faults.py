@@ -35,15 +35,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-# bench/ holds scripts named like packages (http.py shadows the standard library): import from the root
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+# the fault and soak machinery lives in tests/faults/: import it from the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.faults.aof_loss import LossTrial, measure_loss  # noqa: E402
-from tests.faults.load import LoadPlan  # noqa: E402
-from tests.faults.scenario import FAULTS, FaultRun, run_fault  # noqa: E402
-from tests.faults.stack import ServiceStack, StackSettings  # noqa: E402
+from tests.faults.aof_loss import LossTrial, measure_loss
+from tests.faults.load import LoadPlan
+from tests.faults.scenario import FAULTS, FaultRun, run_fault
+from tests.faults.stack import ServiceStack, StackSettings
 
 COLUMNS = (
     "requests", "impressions logged", "impressions fallback", "impressions unanswered", "clicks recorded",

@@ -25,14 +25,12 @@ import tempfile
 import time
 from pathlib import Path
 
-# bench/ holds scripts named like packages (http.py shadows the standard library): import from the root
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-sys.path.insert(0, str(_HERE.parent))
+# the fault and soak machinery lives in tests/faults/: import it from the repository root
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from tests.faults.load import LoadPlan  # noqa: E402
-from tests.faults.scenario import TITLE  # noqa: E402
-from tests.faults.soak import (  # noqa: E402
+from tests.faults.load import LoadPlan
+from tests.faults.scenario import TITLE
+from tests.faults.soak import (
     InProcessSoak,
     Sample,
     flat,
@@ -40,7 +38,7 @@ from tests.faults.soak import (  # noqa: E402
     soak_inprocess,
     soak_simulator,
 )
-from tests.faults.stack import ServiceStack, StackSettings  # noqa: E402
+from tests.faults.stack import ServiceStack, StackSettings
 
 MB = 2**20
 

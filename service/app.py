@@ -1,182 +1,25 @@
-"""The Flask application factory and the per-process service state it injects.
+"""The Flask application factory.
 
     app = create_app({"redis_url": "redis://127.0.0.1:6390/0", "api_key": "k"})
 
 Settings come from defaults, then the environment (ARTBANDIT_*), then `config` (lower-case keys are
 `Settings` fields; upper-case keys go to Flask's own config, e.g. TESTING). Nothing touches Redis
-here: the clients and the objects built on them are created on first use in the process that serves,
-i.e. after gunicorn has forked its workers, and again if the process finds itself forked later.
+here: the per-process state (`service.state.Artbandit`) connects on first use, after gunicorn forks.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import threading
-import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from flask import Flask
-from redis import Redis
-from redis.exceptions import RedisError
 
-from service import catalog_store, stats, stats_store
-from service.api import FastJSONProvider, register_api
-from service.api.hot import HotPath
-from service.catalog import TitleConfig, load_catalog
 from service.config import Settings
-from service.decisions import Decider
-from service.errors import ArtbanditError
-from service.metrics import Metrics, read_store_health
-from service.model_cache import ModelCache
-from service.offpolicy import OffPolicyPanel
-from service.redis_client import make_redis
-from service.redis_join import RedisJoin
-
-log = logging.getLogger(__name__)
-EXTENSION = "artbandit"
-
-
-@dataclass(frozen=True)
-class _ProcessState:
-    """Everything bound to Redis connections, owned by one process."""
-
-    pid: int
-    redis: Redis  # short timeouts: the request path
-    admin_redis: Redis  # ordinary timeouts: admin, stats, metrics
-    cache: ModelCache
-    decider: Decider
-    join: RedisJoin
-
-    @classmethod
-    def create(cls, settings: Settings) -> _ProcessState:
-        r = make_redis(settings, for_api=True)
-        cache = ModelCache(r, settings)
-        decider = Decider(r, cache, settings)
-        return cls(
-            pid=os.getpid(),
-            redis=r,
-            admin_redis=make_redis(settings, for_api=False),
-            cache=cache,
-            decider=decider,
-            join=decider.join,  # shares the cache's circuit breaker: one view of Redis health per worker
-        )
-
-    def close(self) -> None:
-        self.join.close()
-        self.redis.close()
-        self.admin_redis.close()
-
-
-class Artbandit:
-    """`app.extensions["artbandit"]`: settings, metrics, and the lazily created per-process state."""
-
-    def __init__(self, settings: Settings, metrics: Metrics) -> None:
-        self.settings = settings
-        self.metrics = metrics
-        self.offpolicy = OffPolicyPanel()  # the title page's off-policy estimates, cached ~30 s per title
-        self._lock = threading.Lock()
-        self._state: _ProcessState | None = None
-
-    def _process(self) -> _ProcessState:
-        state = self._state
-        if state is not None and state.pid == os.getpid():
-            return state
-        with self._lock:
-            state = self._state
-            if state is None or state.pid != os.getpid():
-                # a state inherited through fork() shares sockets with the parent: drop it, never use it
-                state = self._state = _ProcessState.create(self.settings)
-        return state
-
-    @property
-    def redis(self) -> Redis:
-        return self._process().redis
-
-    @property
-    def admin_redis(self) -> Redis:
-        return self._process().admin_redis
-
-    @property
-    def cache(self) -> ModelCache:
-        return self._process().cache
-
-    @property
-    def decider(self) -> Decider:
-        return self._process().decider
-
-    @property
-    def join(self) -> RedisJoin:
-        return self._process().join
-
-    def after_fork(self) -> None:
-        """Forget state created before a fork (the next use creates this process's own)."""
-        self._state = None
-
-    def close(self) -> None:
-        with self._lock:
-            if self._state is not None and self._state.pid == os.getpid():
-                self._state.close()
-            self._state = None
-
-    # ----------------------------------------------------------------------------------- statistics
-    def stats_for(self, title_id: str, now: float | None = None) -> dict[str, Any] | None:
-        """The title's statistics document (`service.stats.title_stats`), None for an unknown title."""
-        cfg = catalog_store.load_title(self.admin_redis, title_id)
-        return None if cfg is None else self._stats(cfg, time.time() if now is None else now, offpolicy=True)
-
-    def titles_overview(self, now: float | None = None) -> list[dict[str, Any]]:
-        """One `service.stats.overview_row` per title: impressions, clicks, CTR, best variant, health."""
-        at = time.time() if now is None else now
-        return [
-            stats.overview_row(self._stats(cfg, at)) for cfg in catalog_store.list_titles(self.admin_redis)
-        ]
-
-    def _stats(self, cfg: TitleConfig, now: float, offpolicy: bool = False) -> dict[str, Any]:
-        raw = dict(stats_store.raw_title_stats(self.admin_redis, cfg.title_id, now))
-        if offpolicy:  # one title's page: not for every row of the overview
-            raw.setdefault("offpolicy", self.offpolicy.rows(self.admin_redis, cfg))
-        raw.setdefault("name", cfg.name or cfg.title_id)
-        raw.setdefault("artwork_meta", {a.id: {"image_url": a.image_url} for a in cfg.artworks})
-        raw.setdefault("attribution_window_s", self.settings.attribution_window)
-        experiment = {
-            "control": cfg.control,
-            "variants": [v.model_dump(mode="json") for v in cfg.variants],
-        }
-        return stats.title_stats(raw, experiment, now)
-
-    def store_health(self) -> dict[str, dict[str, Any]]:
-        """Per title: learner lag, snapshot age, versions and join outcomes (for /metrics)."""
-        return read_store_health(self.admin_redis)
-
-    # ------------------------------------------------------------------------------------- start-up
-    def warm_up(self) -> None:
-        """Connect and load every title's policies now rather than on the first requests (gunicorn's
-        post_worker_init). A store that is down is logged; requests then get the fallback until it is back."""
-        try:
-            for title_id in catalog_store.title_ids(self.admin_redis):
-                cfg = self.cache.title(title_id)
-                if cfg is None:  # deleted meanwhile
-                    continue
-                for variant in cfg.variants:
-                    self.cache.policy(cfg, variant.name)
-        except (RedisError, ArtbanditError) as exc:
-            log.warning("warm-up skipped, the store did not answer: %s", exc)
-
-
-def seed_configured_catalog(settings: Settings) -> int:
-    """Load `settings.catalog` (a YAML path) into Redis; titles already there are kept. Returns how many
-    titles were written (0 without a catalog)."""
-    if not settings.catalog:
-        return 0
-    titles = load_catalog(settings.catalog)
-    r = make_redis(settings, for_api=False)
-    try:
-        return catalog_store.seed_catalog(r, titles)
-    finally:
-        r.close()
+from service.metrics import Metrics
+from service.state import EXTENSION, Artbandit
+from service.web import register_api
+from service.web.encoding import FastJSONProvider
+from service.web.hot import HotPath
 
 
 def create_app(config: Mapping[str, Any] | None = None) -> Flask:

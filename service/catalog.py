@@ -2,10 +2,17 @@
 
 Validated with pydantic; the same models read the admin API's JSON and the catalog YAML. A config is
 valid only if every variant's policy can actually be built with these artworks and features.
+
+Building and fitting policies lives here too, shared by the learner, the workers' cache and the
+off-policy panel: `build_policy` makes a variant's fresh policy; a live policy is tied to its variant's
+spec and the feature schema, and is replaced when either changes (`spec_fingerprint` tells), while
+artworks may come and go (`fit_arms` adds and removes arms so the policy's arms are the title's artworks).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 from dataclasses import fields
 from pathlib import Path
@@ -168,3 +175,40 @@ def load_catalog(path: str | Path) -> list[TitleConfig]:
         except (ValidationError, ValueError) as exc:
             raise ValueError(f"{path}: title {title_id!r}: {exc}") from exc
     return out
+
+
+# ------------------------------------------------------------------ keeping a live policy in step
+def spec_fingerprint(cfg: TitleConfig, variant: str) -> str:
+    """Changes exactly when the variant's policy must start afresh: its spec or the feature schema."""
+    spec = cfg.variant(variant).policy
+    doc = json.dumps({"policy": spec.model_dump(mode="json"), "features": cfg.features}, sort_keys=True)
+    return hashlib.blake2b(doc.encode(), digest_size=12).hexdigest()
+
+
+def fit_arms(policy: Policy, cfg: TitleConfig) -> bool:
+    """Add the title's new artworks (with their features) and remove the dropped ones. True if changed."""
+    wanted = cfg.artwork_ids
+    have = set(policy.arms)
+    changed = False
+    for art in cfg.artworks:
+        if art.id not in have:
+            policy.add_arm(art.id, dict(art.features))
+            changed = True
+    keep = set(wanted)
+    for arm in policy.arms:
+        if arm not in keep:
+            policy.remove_arm(arm)
+            changed = True
+    return changed
+
+
+def stable_seed(title_id: str, variant: str) -> int:
+    """A seed that is the same for a (title, variant) in every process: the learner's fresh policies."""
+    digest = hashlib.blake2b(f"{title_id}\0{variant}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "big")
+
+
+def reseed(policy: Policy, seed: int | None = None) -> None:
+    """Give a policy loaded from a shared snapshot this process's own random stream (OS entropy unless a
+    seed is given), so workers that load the same snapshot do not draw the same arms."""
+    policy.reseed(seed)

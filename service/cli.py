@@ -25,29 +25,20 @@ log = logging.getLogger("artbandit")
 OWN_COMMANDS = ("run", "serve", "learn")
 
 
-def gunicorn_command(host: str, port: int, workers: int) -> list[str]:
-    """argv that runs the API under gunicorn with service/gunicorn_conf.py."""
-    return [
-        sys.executable, "-m", "gunicorn",
-        "--config", "python:service.gunicorn_conf",
-        "--bind", f"{host}:{port}",
-        "--workers", str(workers),
-        "service.app:create_app()",
-    ]  # fmt: skip
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     """Replace this process with gunicorn (signals then go straight to its master)."""
+    from service.gunicorn_conf import gunicorn_command
+
     argv = gunicorn_command(args.host, args.port, args.workers)
     os.execv(argv[0], argv)
     return 0  # pragma: no cover - execv does not return
 
 
 def cmd_learn(args: argparse.Namespace) -> int:
-    from service.app import seed_configured_catalog
     from service.config import Settings
-    from service.learner import Learner
-    from service.redis_client import make_redis, redact_url
+    from service.learning.learner import Learner
+    from service.store.catalog import seed_configured_catalog
+    from service.store.clients import make_redis, redact_url
 
     settings = Settings.load()
     seed_configured_catalog(settings)
@@ -55,16 +46,17 @@ def cmd_learn(args: argparse.Namespace) -> int:
     stop_on_signals(stop)
     r = make_redis(settings, for_api=False)
     log.info("learner started on %s", redact_url(settings.redis_url))
+    learner = Learner(r, settings, titles=args.titles)
     try:
-        Learner(r, settings, titles=args.titles).run(stop)
+        learner.run(stop)
     finally:
         r.close()
-    log.info("learner stopped")
+    log.info("learner stopped: %d events applied, %d snapshots published", learner.applied, learner.published)
     return 0
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from service.local_stack import LocalStack
+    from service.devstack.local_stack import LocalStack
 
     return LocalStack.from_args(args).run()
 

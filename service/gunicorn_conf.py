@@ -16,6 +16,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import sys
 import tempfile
 from typing import Any
 
@@ -25,13 +26,11 @@ _OWNED_DIR_ENV = "ARTBANDIT_OWNS_METRICS_DIR"  # set when this file created the 
 bind = ["127.0.0.1:8000"]
 workers = int(os.environ.get("WEB_CONCURRENCY", "2"))
 worker_class = "gthread"  # threads keep HTTP keep-alive connections open; sync workers close every one
-# 2 threads: a request waits for Redis mid-way, and every wait hands the GIL to another thread. With 4
-# threads a worker made ~80 futex calls per request (strace -c; 37 for a no-op Flask endpoint); with 2
-# the saturated throughput is the same and p99 at half load lower (docs/benchmarks.md).
+# 2 threads: a request waits for Redis mid-way, and every wait hands the GIL to another thread; more
+# threads add lock traffic without adding throughput (docs/benchmarks.md, "Worker settings").
 threads = 2
 # Every worker listens on its own SO_REUSEPORT socket and the kernel spreads new connections across
-# them. Without it one worker's accept loop can win nearly every connection of a keep-alive client
-# (seen: all 32 of wrk's connections on one worker, the other idle; docs/benchmarks.md).
+# them; without it one worker's accept loop can win nearly every connection of a keep-alive client.
 # Caveat: a second server started on the same port by the same user silently shares it.
 reuse_port = True
 preload_app = False  # each worker imports and builds its own app (own Redis pool, own random generators)
@@ -58,8 +57,8 @@ def on_starting(server: Any) -> None:
         os.environ[MULTIPROC_ENV] = tempfile.mkdtemp(prefix="artbandit-metrics-")
         os.environ[_OWNED_DIR_ENV] = "1"
     # imported only now: prometheus_client picks multiprocess mode when first imported
-    from service.app import seed_configured_catalog
     from service.config import Settings
+    from service.store.catalog import seed_configured_catalog
 
     settings = Settings.load()
     seeded = seed_configured_catalog(settings)
@@ -88,3 +87,14 @@ def child_exit(server: Any, worker: Any) -> None:
 def on_exit(server: Any) -> None:
     if os.environ.get(_OWNED_DIR_ENV) == "1":
         shutil.rmtree(os.environ.get(MULTIPROC_ENV, ""), ignore_errors=True)
+
+
+def gunicorn_command(host: str, port: int, workers: int) -> list[str]:
+    """argv that runs the API under gunicorn with these settings (`artbandit serve` and `run`)."""
+    return [
+        sys.executable, "-m", "gunicorn",
+        "--config", "python:service.gunicorn_conf",
+        "--bind", f"{host}:{port}",
+        "--workers", str(workers),
+        "service.app:create_app()",
+    ]  # fmt: skip

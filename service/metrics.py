@@ -25,9 +25,9 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from redis.exceptions import RedisError
 
-from service import keys, stats_store
 from service.errors import ArtbanditError
-from service.stats_store import JOIN_OUTCOMES
+from service.store import counters, keys
+from service.store.counters import JOIN_OUTCOMES
 
 log = logging.getLogger(__name__)
 
@@ -186,8 +186,8 @@ class StoreCollector(Collector):
 
 
 def read_store_health(r: redis.Redis) -> dict[str, dict[str, Any]]:
-    """`stats_store.learner_health(r)` plus each title's join counters and pending count."""
-    health = stats_store.learner_health(r)
+    """`counters.learner_health(r)` plus each title's join counters and pending count."""
+    health = counters.learner_health(r)
     titles = sorted(health)
     pipe = r.pipeline(transaction=False)
     for title in titles:

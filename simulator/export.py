@@ -1,45 +1,30 @@
 """`artbandit export`: the service's logged decisions with their outcomes, as Parquet/CSV or DSJSON.
 
-Decisions come from each title's decisions stream (field `json`, a `service.records.DecisionRecord`),
+Decisions come from each title's decisions stream (field `json`, a `service.store.records.DecisionRecord`),
 outcomes from its labelled stream (`id`, `r`, `at`); they are matched by impression id (= EventId).
 Decisions still waiting for their label (inside the attribution window) are left out. Key names come
-from `service.keys`; Redis is imported only here, so the rest of the simulator runs without it.
+from `service.store.keys`; Redis is imported only here, so the rest of the simulator runs without it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from simulator.logs import LogsError, records_to_data, write_dsjson, write_flat
 
-PAGE = 5000
-
-
-def _entries(r: Any, key: str) -> Iterator[tuple[bytes, dict[bytes, bytes]]]:
-    """Every entry of a stream, oldest first, in pages."""
-    start = "-"
-    while True:
-        page = r.xrange(key, min=start, max="+", count=PAGE)
-        if not page:
-            return
-        yield from page
-        if len(page) < PAGE:
-            return
-        start = "(" + page[-1][0].decode()
-
 
 def title_records(r: Any, title_id: str) -> tuple[list[dict[str, Any]], int]:
     """(records with outcomes for `dsjson_line`, number of decisions still pending) for one title."""
-    from service import keys
-    from service.records import DecisionRecord
+    from service.store import keys
+    from service.store.records import DecisionRecord, stream_entries
 
     outcome: dict[str, float] = {}
-    for _, fields in _entries(r, keys.labelled_stream(title_id)):
+    for _, fields in stream_entries(r, keys.labelled_stream(title_id)):
         outcome[fields[b"id"].decode()] = float(fields[b"r"])
     records, pending = [], 0
-    for entry_id, fields in _entries(r, keys.decisions_stream(title_id)):
+    for entry_id, fields in stream_entries(r, keys.decisions_stream(title_id)):
         try:
             d = DecisionRecord.from_json(fields[b"json"])
         except (KeyError, ValueError, TypeError) as exc:
@@ -55,8 +40,8 @@ def title_records(r: Any, title_id: str) -> tuple[list[dict[str, Any]], int]:
 
 
 def record_from_decision(d: Any, reward: float | None) -> dict[str, Any]:
-    """A `service.records.DecisionRecord` and its reward -> the record `simulator.logs` writes."""
-    from service.records import iso_timestamp
+    """A `service.store.records.DecisionRecord` and its reward -> the record `simulator.logs` writes."""
+    from service.store.records import iso_timestamp
 
     return {
         "event_id": d.event_id,
@@ -89,11 +74,11 @@ def export_from_redis(redis_url: str, out: str | Path, titles: Sequence[str] | N
     """Write every title's (or `titles`') decisions with outcomes to `out`; returns how many."""
     import redis
 
-    from service import catalog_store
+    from service.store import catalog
 
     r = redis.Redis.from_url(redis_url)
     try:
-        chosen = list(titles) if titles else catalog_store.title_ids(r)
+        chosen = list(titles) if titles else catalog.title_ids(r)
         records: list[dict[str, Any]] = []
         for title_id in chosen:
             recs, _ = title_records(r, title_id)

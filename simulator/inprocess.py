@@ -6,7 +6,7 @@ Semantics (the same as the served system, minus the network):
   the catalog changes (new artworks appear);
 - impressions are decided by the served copy; between publications it is frozen, so one interval's
   impressions of a title are decided with one `decide_batch` call;
-- each impression gets its reward and label time from `service.join.label_batch` (the join rule: reward 1
+- each impression gets its reward and label time from `service.join.rule.label_batch` (the join rule: reward 1
   if the first click falls within the attribution window, else 0; labelled at the deadline);
 - labels are applied by `PolicyBook.apply_batch` in labelled-time order (ties: decision order) as
   simulated time passes, so a label reaches the served policy at the first publication after it.
@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 
 from policies import Policy, create_policy, load_policy
-from service.join import label_batch
-from service.learning import PolicyBook, SnapshotClock
+from service.join.rule import label_batch
+from service.learning.book import PolicyBook, SnapshotClock
 from simulator.metrics import Recorder, RunResult
 from simulator.traffic import Impressions, Traffic
 from simulator.world import World

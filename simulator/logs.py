@@ -10,12 +10,13 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from service.reporting.ope import LoggedData
 
 CONTEXT_PREFIX = "context."
 PROB_PREFIX = "prob."
@@ -26,47 +27,16 @@ class LogsError(ValueError):
     """Logs that cannot be evaluated, with the reason (and row/column where there is one)."""
 
 
-@dataclass(frozen=True)
-class LoggedData:
-    """n logged decisions in log order. `probabilities[i, j]` is the logging probability of
-    `artworks[j]` in event i (NaN: not offered), when the logs carry full probabilities."""
-
-    title: np.ndarray  # (n,) str
-    features: list[str]
-    contexts: np.ndarray  # (n, d)
-    artwork: np.ndarray  # (n,) str, the shown artwork
-    reward: np.ndarray  # (n,)
-    propensity: np.ndarray  # (n,)
-    artworks: list[str]  # every artwork the logs mention
-    probabilities: np.ndarray | None = None  # (n, len(artworks))
-
-    def __len__(self) -> int:
-        return len(self.reward)
-
-    def titles(self) -> list[str]:
-        return list(dict.fromkeys(self.title.tolist()))
-
-    def title_artworks(self, title: str) -> list[str]:
-        """The title's artworks in order of first appearance (offered ones when probabilities are known)."""
-        rows = self.title == title
-        if self.probabilities is not None:
-            offered = ~np.isnan(self.probabilities[rows])
-            firsts = [
-                (int(np.argmax(offered[:, j])), j) for j in range(len(self.artworks)) if offered[:, j].any()
-            ]
-            return [self.artworks[j] for _, j in sorted(firsts)]
-        return list(dict.fromkeys(self.artwork[rows].tolist()))
-
-    def to_frame(self) -> pd.DataFrame:
-        """The flat format as a DataFrame (what `write_flat` stores)."""
-        cols: dict[str, Any] = {"title_id": self.title}
-        for j, f in enumerate(self.features):
-            cols[CONTEXT_PREFIX + f] = self.contexts[:, j]
-        cols.update(artwork_id=self.artwork, reward=self.reward, propensity=self.propensity)
-        if self.probabilities is not None:
-            for j, a in enumerate(self.artworks):
-                cols[PROB_PREFIX + a] = self.probabilities[:, j]
-        return pd.DataFrame(cols)
+def to_frame(data: LoggedData) -> pd.DataFrame:
+    """The flat format as a DataFrame (what `write_flat` stores)."""
+    cols: dict[str, Any] = {"title_id": data.title}
+    for j, f in enumerate(data.features):
+        cols[CONTEXT_PREFIX + f] = data.contexts[:, j]
+    cols.update(artwork_id=data.artwork, reward=data.reward, propensity=data.propensity)
+    if data.probabilities is not None:
+        for j, a in enumerate(data.artworks):
+            cols[PROB_PREFIX + a] = data.probabilities[:, j]
+    return pd.DataFrame(cols)
 
 
 # ----------------------------------------------------------------------------- flat CSV / Parquet
@@ -183,7 +153,7 @@ def _check_probabilities(data: LoggedData, source: str) -> None:
 
 def write_flat(data: LoggedData, path: str | Path) -> Path:
     path = Path(path)
-    frame = data.to_frame()
+    frame = to_frame(data)
     if path.suffix == ".parquet":
         frame.to_parquet(path, index=False)
     else:

@@ -19,8 +19,9 @@ from typing import Any
 import numpy as np
 
 from policies import Policy, create_policy
-from simulator import ope
-from simulator.logs import LoggedData, LogsError
+from service.reporting import ope
+from service.reporting.ope import LoggedData
+from simulator.logs import LogsError
 
 
 @dataclass

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from policies import Policy
-from simulator.logs import LoggedData
+from service.reporting.ope import LoggedData
 from simulator.traffic import Impressions, Traffic
 from simulator.world import World
 

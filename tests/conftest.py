@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import redis as redis_lib
 
-from service.redis_server import PrivateRedis
+from service.devstack.redis_server import PrivateRedis
 
 
 @pytest.fixture(scope="session")

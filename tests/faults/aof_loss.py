@@ -28,14 +28,13 @@ import redis as redis_lib
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from service import keys
 from service.config import Settings
-from service.decisions import iter_decisions
+from service.devstack.redis_server import PrivateRedis
 from service.errors import StoreUnavailable
-from service.join import ClickOutcome
-from service.records import DecisionRecord, StreamEntries
-from service.redis_join import RedisJoin
-from service.redis_server import PrivateRedis
+from service.join.redis_join import RedisJoin
+from service.join.rule import ClickOutcome
+from service.store import keys
+from service.store.records import DecisionRecord, StreamEntries, iter_decisions
 
 TITLE = "aof"
 

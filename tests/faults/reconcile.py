@@ -1,12 +1,12 @@
 """Compare what clients were told with what Redis holds, for one title's traffic.
 
-The promises checked (every key is read through `service.keys`, every decision through
-`service.decisions.iter_decisions`):
+The promises checked (every key is read through `service.store.keys`, every decision through
+`service.store.records.iter_decisions`):
 
 - an impression answered 200 with an impression id is in the decision stream exactly once, and ends
   exactly one way: labelled once (reward 1 if clicked in its window, else 0) or still pending, never
   both, never neither;
-- labels come at the deadline, clicks included (service/join.py): once every deadline has passed, a
+- labels come at the deadline, clicks included (service/join/rule.py): once every deadline has passed, a
   click answered `200 {"status": "recorded"}` is a reward-1 label of its impression, exactly once; no
   impression is answered "recorded" twice; a click answered "duplicate" is on a clicked impression and
   one answered 410 (late) on a defaulted one;
@@ -29,9 +29,8 @@ from typing import cast
 
 import redis as redis_lib
 
-from service import keys
-from service.decisions import iter_decisions
-from service.records import StreamEntries, parse_labelled
+from service.store import keys
+from service.store.records import StreamEntries, iter_decisions, parse_labelled
 from tests.faults.load import Answer
 
 MAX_LISTED = 5  # ids quoted per problem

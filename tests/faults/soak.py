@@ -27,9 +27,10 @@ from typing import Any
 import numpy as np
 
 from policies import Policy, create_policy, load_policy
-from service import keys
-from service.join import Labelled, MemoryJoin
-from service.learning import LabelledEvent, PolicyBook
+from service.join.rule import Labelled, MemoryJoin
+from service.learning.book import PolicyBook
+from service.store import keys
+from service.store.records import LabelledEvent
 from tests.faults.load import LoadGenerator, LoadPlan, LoadResult
 from tests.faults.stack import ServiceStack, rss_bytes
 

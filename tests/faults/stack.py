@@ -27,7 +27,7 @@ from typing import Any
 
 import redis as redis_lib
 
-from service.redis_server import PrivateRedis, free_port
+from service.devstack.redis_server import PrivateRedis, free_port
 
 READY_TIMEOUT = 60.0  # seconds: gunicorn workers import numpy, VW, Flask; a busy machine is slow
 

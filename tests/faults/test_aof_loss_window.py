@@ -21,7 +21,7 @@ EVERYSEC_WINDOW = 3.0  # seconds: 1 s between fsyncs + up to 2 s of postponed wr
 
 @pytest.fixture(autouse=True)
 def quiet_breaker_warnings(caplog: pytest.LogCaptureFixture) -> None:
-    caplog.set_level(logging.ERROR, logger="service.redis_join")  # "click not recorded" at the kill
+    caplog.set_level(logging.ERROR, logger="service.join.redis_join")  # "click not recorded" at the kill
 
 
 @pytest.mark.slow

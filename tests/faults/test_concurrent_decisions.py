@@ -5,7 +5,7 @@ Found by the HTTP soak: LinUCB scores a context through a scratch buffer held by
 (`policies/ridge.py`, `RidgeArms.mean_var_row`), so two threads deciding at once read each other's
 numbers. Before 493ed33 that showed as rare `400 math domain error` answers (a negative variance); since
 the clamp it is silent: about 5% of concurrent LinUCB decisions were scored with another viewer's context.
-Fixed in `service/decisions.py`: a worker's `Decider` decides under a lock.
+Fixed in `service/serving/decider.py`: a worker's `Decider` decides under a lock.
 The decision record logs the probabilities actually used, so here each logged vector is compared with the
 one the same policy gives that context alone.
 """
@@ -19,13 +19,13 @@ import numpy as np
 import pytest
 import redis as redis_lib
 
-from service import catalog_store
 from service.catalog import parse_title
 from service.config import Settings
-from service.decisions import Decider
-from service.model_cache import ModelCache
-from service.records import DecisionRecord
-from service.redis_server import PrivateRedis
+from service.devstack.redis_server import PrivateRedis
+from service.serving.decider import Decider
+from service.serving.model_cache import ModelCache
+from service.store import catalog
+from service.store.records import DecisionRecord
 
 THREADS = 4
 CONTEXTS = 1500
@@ -48,7 +48,7 @@ def test_concurrent_decisions_use_their_own_context(
         {"features": ["romance", "horror"], "artworks": [{"id": "a"}, {"id": "b"}, {"id": "c"}],
          "policy": {"name": policy}},
     )  # fmt: skip
-    catalog_store.save_title(redis, cfg)
+    catalog.save_title(redis, cfg)
     settings = Settings.load({"redis_url": redis_server.url, "redis_timeout": 5.0}, environ={})
     decider = Decider(redis, ModelCache(redis, settings), settings)
     served, _ = decider.cache.policy(cfg, "default")

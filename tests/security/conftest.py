@@ -10,7 +10,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.app import create_app
-from service.redis_server import PrivateRedis
+from service.devstack.redis_server import PrivateRedis
 
 API_KEY = "sec-admin-7f3a9c1e2b5d4e6f8a0b"  # distinctive, so a leak is unmistakable
 ADMIN = {"Authorization": f"Bearer {API_KEY}"}

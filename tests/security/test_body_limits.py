@@ -12,7 +12,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.app import create_app
-from service.redis_server import PrivateRedis
+from service.devstack.redis_server import PrivateRedis
 from tests.security.conftest import ADMIN, API_KEY
 from tests.security.live_server import serve
 

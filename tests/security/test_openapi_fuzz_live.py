@@ -20,7 +20,7 @@ import pytest
 import redis as redis_lib
 
 from service.app import create_app
-from service.redis_server import PrivateRedis
+from service.devstack.redis_server import PrivateRedis
 from tests.faults.stack import http_json
 from tests.security.live_server import serve
 

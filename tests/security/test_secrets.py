@@ -20,7 +20,7 @@ from flask import Flask
 
 from service.app import create_app
 from service.config import Settings
-from service.redis_server import PrivateRedis
+from service.devstack.redis_server import PrivateRedis
 from tests.security.conftest import ADMIN, API_KEY
 
 ROOT = Path(__file__).resolve().parents[2]

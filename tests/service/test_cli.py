@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 import redis as redis_lib
 
-from service.cli import build_parser, gunicorn_command, main
-from service.redis_server import PrivateRedis, free_port
+from service.cli import build_parser, main
+from service.devstack.redis_server import PrivateRedis, free_port
+from service.gunicorn_conf import gunicorn_command
 
 KEY = "cli-key"
 TITLE = {
@@ -222,8 +223,8 @@ def test_run_starts_everything_and_ctrl_c_stops_it(tmp_path: Path) -> None:
 
 def test_demo_viewers_click_what_speaks_to_their_tastes() -> None:
     from service.catalog import load_catalog
-    from service.demo import ViewerModel
-    from service.local_stack import sample_catalog_path
+    from service.devstack.local_stack import sample_catalog_path
+    from simulator.demo import ViewerModel
 
     titles = load_catalog(sample_catalog_path())
     assert any(t.experiment is not None for t in titles)
@@ -239,7 +240,7 @@ def test_demo_viewers_click_what_speaks_to_their_tastes() -> None:
 
 
 def test_run_prints_a_ctr_table_per_variant_and_policy() -> None:
-    from service.local_stack import _ctr_table
+    from service.devstack.local_stack import _ctr_table
 
     table = _ctr_table(
         "t1",

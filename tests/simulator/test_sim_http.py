@@ -13,11 +13,11 @@ import pytest
 import redis as redis_lib
 from werkzeug.serving import make_server
 
-from service import keys
 from service.app import create_app
 from service.config import Settings
-from service.learner import Learner
-from service.redis_server import PrivateRedis, free_port
+from service.devstack.redis_server import PrivateRedis, free_port
+from service.learning.learner import Learner
+from service.store import keys
 from simulator.cli import main
 from simulator.config import WorldConfig
 from simulator.export import export_from_redis

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from policies import Policy, create_policy, load_policy
-from simulator import ope
+from service.reporting import ope
+from service.reporting.ope import LoggedData
 from simulator.config import WorldConfig
-from simulator.logs import LoggedData
 from simulator.replay import evaluate
 from simulator.synthetic_logs import simulate_logs
 from simulator.world import World

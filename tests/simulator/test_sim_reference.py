@@ -15,8 +15,9 @@ import numpy as np
 import pytest
 
 from policies import Policy, create_policy, load_policy
-from service.join import MemoryJoin
-from service.learning import LabelledEvent, PolicyBook
+from service.join.rule import MemoryJoin
+from service.learning.book import PolicyBook
+from service.store.records import LabelledEvent
 from simulator.config import WorldConfig
 from simulator.inprocess import VARIANT, InProcessRun, RunSettings
 from simulator.traffic import Impressions, Traffic

@@ -1,0 +1,7 @@
+"""Learning: labelled events in, policies and published snapshots out.
+
+- `book`     the Redis-free core: `PolicyBook` applies labelled events to each (title, variant) policy,
+             `SnapshotClock` says when to publish; the in-process simulator drives the same classes
+- `learner`  the served learner: sweeps expired impressions, reads each title's labelled stream from its
+             snapshot's position, drives the book, publishes snapshot + position atomically
+"""

@@ -1,0 +1,125 @@
+"""Deciding one impression and logging it, in one Redis round trip.
+
+`Decider.impression`: the title's config and the variant's policy come from the worker's `ModelCache`
+(no per-request load); the viewer's variant is the sticky hash of `service/serving/experiments.py`; the policy
+samples an artwork from its full probability vector; `RedisJoin.impress` logs the decision record and
+opens the join entry in one script. If Redis fails (or failed less than a breaker cooldown ago) the
+answer is the title's default artwork, marked `fallback=True` and not logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import redis
+
+from policies import InvalidContext
+from service.catalog import TitleConfig
+from service.config import Settings
+from service.errors import InvalidRequest, UnknownTitle
+from service.join.redis_join import RedisJoin
+from service.serving.experiments import assign_variant
+from service.serving.model_cache import ModelCache
+from service.store import keys
+from service.store.records import DecisionRecord
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ImpressionResult:
+    impression_id: str | None  # None for a fallback answer (nothing was logged, clicks cannot be joined)
+    artwork_id: str
+    propensity: float
+    variant: str
+    policy: str
+    model_version: int
+    fallback: bool
+
+
+@dataclass(frozen=True)
+class _Experiment:
+    """What the hot path needs from a config, computed once per config object."""
+
+    cfg: TitleConfig
+    weights: list[tuple[str, float]]
+    policy_names: dict[str, str]
+
+
+class Decider:
+    def __init__(self, r: redis.Redis, cache: ModelCache, settings: Settings) -> None:
+        self.cache = cache
+        self.breaker = cache.breaker
+        self.join = RedisJoin(r, settings, breaker=cache.breaker)
+        self._experiments: dict[str, _Experiment] = {}
+        self.fallbacks = 0
+        # A worker's threads share its cached policies, and a policy may score through scratch buffers of
+        # its own (LinUCB does) or be refitted to a changed catalog: one decision at a time per worker.
+        # Deciding takes microseconds; the lock is never held across the logging round trip.
+        self._deciding = threading.Lock()
+
+    def impression(
+        self, title_id: str, user_id: str, context: Mapping[str, float], now: float | None = None
+    ) -> ImpressionResult:
+        """Decide and log one impression. Raises UnknownTitle, InvalidRequest (bad context), or
+        StoreUnavailable (Redis down and this worker never saw the title)."""
+        decided_at = time.time() if now is None else now
+        cfg = self.cache.title(title_id)
+        if cfg is None:
+            raise UnknownTitle(f"unknown title {title_id!r}")
+        exp = self._experiment(cfg)
+        if len(exp.weights) == 1:
+            variant = exp.weights[0][0]
+        else:
+            variant = assign_variant(cfg.salt, user_id, exp.weights)
+        try:
+            with self._deciding:
+                # under the lock too: after a catalog change, cache.policy fits the live policy's arms
+                policy, version = self.cache.policy(cfg, variant)
+                decision = policy.decide(context)
+        except InvalidContext as exc:
+            raise InvalidRequest(str(exc)) from exc
+        policy_name = exp.policy_names[variant]
+        if not self.breaker.available():
+            return self._fallback(cfg, variant, policy_name, version)
+        impression_id, ref = keys.new_impression(title_id, decided_at)
+        record = DecisionRecord(
+            event_id=impression_id,
+            title_id=title_id,
+            variant=variant,
+            user_id=user_id,
+            context=context,
+            artworks=list(decision.probabilities),
+            probabilities=list(decision.probabilities.values()),
+            chosen=decision.arm,
+            propensity=decision.propensity,
+            model_version=version,
+            policy=policy_name,
+            decided_at=decided_at,
+        )
+        try:
+            self.join.impress(record, ref)
+        except redis.RedisError as exc:
+            self.breaker.failed()
+            log.warning("impression of %r not logged, serving the default artwork: %r", title_id, exc)
+            return self._fallback(cfg, variant, policy_name, version)
+        return ImpressionResult(
+            impression_id, decision.arm, decision.propensity, variant, policy_name, version, fallback=False
+        )
+
+    def _fallback(self, cfg: TitleConfig, variant: str, policy_name: str, version: int) -> ImpressionResult:
+        self.fallbacks += 1
+        return ImpressionResult(None, cfg.fallback_artwork, 1.0, variant, policy_name, version, True)
+
+    def _experiment(self, cfg: TitleConfig) -> _Experiment:
+        exp = self._experiments.get(cfg.title_id)
+        if exp is None or exp.cfg is not cfg:
+            variants = cfg.variants
+            weights = [(v.name, v.weight) for v in variants]
+            exp = _Experiment(cfg, weights, {v.name: v.policy.name for v in variants})
+            self._experiments[cfg.title_id] = exp
+        return exp

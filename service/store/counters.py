@@ -1,0 +1,119 @@
+"""Reading the counters the scripts move: per-title totals, per-minute series, join outcomes, learner
+health. The shape of `raw_title_stats` is what `service/reporting/stats.py` builds the dashboard on.
+
+Clicks here are "recorded" clicks only, attributed to the impression's variant, artwork and decision
+minute. Learner lag is the number of labelled events emitted but not yet included in a snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import redis
+
+from service.store import catalog, keys
+
+JOIN_OUTCOMES = ("clicked", "defaulted", "late", "duplicate", "unknown", "lost")
+_VERSION = keys.snapshot_version_field("")
+
+
+def raw_title_stats(
+    r: redis.Redis, title_id: str, now: float | None = None, minutes: int = 120
+) -> dict[str, Any]:
+    """Counters of one title; `series` covers the `minutes` epoch minutes up to `now` (default: now)."""
+    if minutes < 1:
+        raise ValueError(f"minutes must be >= 1, got {minutes!r}")
+    now = time.time() if now is None else now
+    last = keys.epoch_minute(now)
+    window = list(range(last - minutes + 1, last + 1))
+    pipe = r.pipeline(transaction=False)
+    pipe.hgetall(keys.totals(title_id))
+    pipe.hgetall(keys.join_counters(title_id))
+    pipe.zcard(keys.pending(title_id))
+    for minute in window:
+        pipe.hgetall(keys.minute_counters(title_id, minute))
+    totals, join, pending, *per_minute = pipe.execute()
+    learner = _learner(r, title_id, now)
+
+    variants: dict[str, Any] = {}
+    for (kind, variant, artwork), count in _counters(totals):
+        v = variants.setdefault(variant, {"impressions": 0, "clicks": 0, "artworks": {}})
+        a = v["artworks"].setdefault(artwork, {"impressions": 0, "clicks": 0})
+        v[kind] += count
+        a[kind] += count
+
+    if variants:  # distinct viewers per variant: the sample-ratio check's unit (viewers are sticky)
+        pipe = r.pipeline(transaction=False)
+        for variant in variants:
+            pipe.pfcount(keys.variant_users(title_id, variant))
+        for variant, users in zip(variants, pipe.execute(), strict=True):
+            variants[variant]["users"] = int(users)
+
+    series = []
+    for minute, counters in zip(window, per_minute, strict=True):
+        cells: dict[tuple[str, str], dict[str, int]] = {}
+        for (kind, variant, artwork), count in _counters(counters):
+            cells.setdefault((variant, artwork), {"impressions": 0, "clicks": 0})[kind] += count
+        for (variant, artwork), c in sorted(cells.items()):
+            series.append({"minute": minute, "variant": variant, "artwork": artwork, **c})
+
+    return {
+        "title_id": title_id,
+        "variants": variants,
+        "series": series,
+        "join": {"pending": int(pending), **{k: _int(join.get(k.encode())) for k in JOIN_OUTCOMES}},
+        "learner": learner,
+    }
+
+
+def learner_health(r: redis.Redis, now: float | None = None) -> dict[str, dict[str, Any]]:
+    """Per catalog title: {"lag": events not yet in a snapshot, "snapshot_age_s": seconds since the last
+    publication (None: never), "versions": {variant: published version}}. Two round trips in all."""
+    now = time.time() if now is None else now
+    titles = catalog.title_ids(r)
+    return dict(zip(titles, _learner_many(r, titles, now), strict=True))
+
+
+def _learner(r: redis.Redis, title_id: str, now: float) -> dict[str, Any]:
+    return _learner_many(r, [title_id], now)[0]
+
+
+def _learner_many(r: redis.Redis, titles: list[str], now: float) -> list[dict[str, Any]]:
+    pipe = r.pipeline(transaction=False)
+    for title_id in titles:
+        pipe.hget(keys.join_counters(title_id), "labelled")
+        pipe.hkeys(keys.snapshot(title_id))
+    first = pipe.execute()
+    variants: list[list[str]] = []
+    for title_id, fields in zip(titles, first[1::2], strict=True):
+        names = [f.decode() for f in fields]
+        variants.append([f[len(_VERSION) :] for f in names if f.startswith(_VERSION)])
+        pipe.hmget(
+            keys.snapshot(title_id), ["consumed", "published_at", *(_VERSION + v for v in variants[-1])]
+        )
+    out = []
+    for labelled, names, (consumed, published_at, *versions) in zip(
+        first[0::2], variants, pipe.execute(), strict=True
+    ):
+        out.append(
+            {
+                "lag": max(0, _int(labelled) - _int(consumed)),
+                "snapshot_age_s": None if published_at is None else max(0.0, now - float(published_at)),
+                "versions": {v: _int(x) for v, x in zip(names, versions, strict=True)},
+            }
+        )
+    return out
+
+
+def _counters(fields: dict[bytes, bytes]) -> list[tuple[tuple[str, str, str], int]]:
+    """`i|variant|artwork` / `c|variant|artwork` fields -> (("impressions"|"clicks", variant, artwork), n)."""
+    out = []
+    for name, value in fields.items():
+        kind, variant, artwork = name.decode().split("|", 2)
+        out.append((("impressions" if kind == "i" else "clicks", variant, artwork), int(value)))
+    return out
+
+
+def _int(raw: bytes | str | int | None) -> int:
+    return 0 if raw is None else int(raw)

@@ -1,0 +1,25 @@
+"""The HTTP boundary: everything that speaks HTTP, and nothing else does.
+
+- `parsing`   request bodies (JSON only, size-limited) and pydantic errors as messages; `service()`
+- `encoding`  orjson as Flask's JSON provider
+- `handlers`  `{"error", "message"}` for every failure, request timing
+- `hot`       WSGI middleware serving POST /impression and /click without Flask's per-request work
+- one blueprint per resource: `impressions`, `clicks`, `titles`, `stats`, `health`, `metrics`,
+  `openapi`, `dashboard`; `schemas` (pydantic request/response models), `auth` (keys, tokens)
+
+Blueprints parse, call the domain (`service.serving`, `service.join`, `service.store`,
+`service.reporting`) through `service()`, and return a dict.
+"""
+
+from __future__ import annotations
+
+from flask import Flask
+
+from service.web import clicks, dashboard, handlers, health, impressions, metrics, openapi, stats, titles
+
+
+def register_api(app: Flask) -> None:
+    """Blueprints, error handlers and request timing."""
+    for module in (impressions, clicks, titles, stats, health, metrics, openapi, dashboard):
+        app.register_blueprint(module.bp)
+    handlers.install(app)

@@ -1,0 +1,188 @@
+"""GET /openapi.json: the API description (OpenAPI 3.1), generated from the pydantic models.
+
+Request and response bodies come from `service.web.schemas` and `service.catalog.TitleConfig`, so the document
+cannot drift from what the handlers validate.
+"""
+
+from __future__ import annotations
+
+import copy
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any
+
+from flask import Blueprint, Response, jsonify
+from pydantic import BaseModel
+from pydantic.json_schema import models_json_schema
+
+from service.catalog import TitleConfig
+from service.web.schemas import (
+    ClickRequest,
+    ClickResponse,
+    ErrorResponse,
+    Health,
+    ImpressionRequest,
+    ImpressionResponse,
+    TitleDeleted,
+)
+
+bp = Blueprint("openapi", __name__)
+REF = "#/components/schemas/{model}"
+ERRORS = {
+    400: "invalid input: malformed JSON, a wrong type, an unknown or non-finite feature (message says which)",
+    401: "no API key sent (or the admin API is disabled)",
+    403: "wrong API key",
+    404: "unknown title, impression or route",
+    405: "method not allowed on this route",
+    410: "click after the attribution window: counted as late, not learned",
+    413: "request body larger than max_body_bytes",
+    415: "the body is not sent as application/json",
+    503: "Redis is unreachable; retry after the Retry-After header's seconds",
+}
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": REF.format(model=name)}
+
+
+def _json(schema: dict[str, Any]) -> dict[str, Any]:
+    return {"content": {"application/json": {"schema": schema}}}
+
+
+def _responses(ok: dict[str, Any], ok_text: str, *errors: int) -> dict[str, Any]:
+    out: dict[str, Any] = {"200": {"description": ok_text, **_json(ok)}}
+    for status in errors:
+        out[str(status)] = {"description": ERRORS[status], **_json(_ref("ErrorResponse"))}
+        if status == 503:
+            out[str(status)]["headers"] = {
+                "Retry-After": {"description": "seconds to wait", "schema": {"type": "integer", "minimum": 0}}
+            }
+    return out
+
+
+def _components() -> dict[str, Any]:
+    models: list[type[BaseModel]] = [
+        ImpressionRequest, ImpressionResponse, ClickRequest, ClickResponse, ErrorResponse, Health,
+        TitleDeleted, TitleConfig,
+    ]  # fmt: skip
+    _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
+    schemas: dict[str, Any] = dict(top.get("$defs", {}))
+    body = copy.deepcopy(schemas["TitleConfig"])
+    body["title"] = "TitleBody"
+    body["description"] = "PUT /titles/{title_id}: a title's config; the URL names the title."
+    body["properties"].pop("title_id", None)
+    body["required"] = [r for r in body.get("required", []) if r != "title_id"]
+    schemas["TitleBody"] = body
+    return schemas
+
+
+def _title_id_param() -> dict[str, Any]:
+    return {"name": "title_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def build_openapi() -> dict[str, Any]:
+    admin: list[dict[str, list[str]]] = [{"apiKey": []}]
+    title_list = {
+        "type": "object",
+        "properties": {
+            "titles": {"type": "array", "items": _ref("TitleConfig")},
+            "catalog_version": {"type": "integer"},
+        },
+        "required": ["titles", "catalog_version"],
+    }
+    saved = {
+        "type": "object",
+        "properties": {"title": _ref("TitleConfig"), "catalog_version": {"type": "integer"}},
+        "required": ["title", "catalog_version"],
+    }
+    paths: dict[str, Any] = {
+        "/impression": {"post": {
+            "summary": "Choose the artwork a viewer sees for a title (and log the decision)",
+            "operationId": "impression",
+            "requestBody": {"required": True, **_json(_ref("ImpressionRequest"))},
+            "responses": _responses(
+                _ref("ImpressionResponse"), "the chosen artwork", 400, 404, 413, 415, 503
+            ),
+        }},
+        "/click": {"post": {
+            "summary": "Report a click on an impression's artwork",
+            "operationId": "click",
+            "requestBody": {"required": True, **_json(_ref("ClickRequest"))},
+            "responses": _responses(
+                _ref("ClickResponse"), "recorded (first click in the window) or duplicate",
+                400, 404, 410, 413, 415, 503,
+            ),
+        }},
+        "/titles": {"get": {
+            "summary": "List every title's config", "operationId": "listTitles", "security": admin,
+            "responses": _responses(title_list, "all titles", 401, 403, 503),
+        }},
+        "/titles/{title_id}": {
+            "parameters": [_title_id_param()],
+            "get": {
+                "summary": "One title's config", "operationId": "getTitle", "security": admin,
+                "responses": _responses(_ref("TitleConfig"), "the title", 401, 403, 404, 503),
+            },
+            "put": {
+                "summary": "Create or replace a title", "operationId": "putTitle", "security": admin,
+                "requestBody": {"required": True, **_json(_ref("TitleBody"))},
+                "responses": _responses(
+                    saved, "saved; workers pick it up on their next refresh", 400, 401, 403, 413, 415, 503
+                ),
+            },
+            "delete": {
+                "summary": "Delete a title", "operationId": "deleteTitle", "security": admin,
+                "responses": _responses(_ref("TitleDeleted"), "deleted", 401, 403, 404, 503),
+            },
+        },
+        "/stats/{title_id}": {"get": {
+            "summary": "A title's statistics: CTR per variant and artwork, lift, SRM, series, learner health",
+            "operationId": "titleStats",
+            "parameters": [_title_id_param()],
+            "responses": _responses({"type": "object"}, "the statistics document", 401, 403, 404, 503),
+        }},
+        "/healthz": {"get": {
+            "summary": "The process is alive", "operationId": "healthz",
+            "responses": _responses(_ref("Health"), "alive"),
+        }},
+        "/readyz": {"get": {
+            "summary": "Redis is reachable", "operationId": "readyz",
+            "responses": {
+                "200": {"description": "ready", **_json(_ref("Health"))},
+                "503": {"description": "Redis unreachable", **_json(_ref("Health"))},
+            },
+        }},
+        "/metrics": {"get": {
+            "summary": "Prometheus metrics", "operationId": "metrics",
+            "responses": {"200": {
+                "description": "text exposition", "content": {"text/plain": {"schema": {"type": "string"}}},
+            }},
+        }},
+    }  # fmt: skip
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "artbandit",
+            "version": _version(),
+            "description": "Personalized artwork selection: a contextual-bandit service. Every error is "
+            '`{"error": code, "message": text}`.',
+        },
+        "paths": paths,
+        "components": {
+            "schemas": _components(),
+            "securitySchemes": {
+                "apiKey": {"type": "http", "scheme": "bearer", "description": "ARTBANDIT_API_KEY"}
+            },
+        },
+    }
+
+
+def _version() -> str:
+    try:
+        return version("artbandit")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+@bp.get("/openapi.json")
+def openapi() -> Response:
+    return jsonify(build_openapi())
