@@ -100,6 +100,16 @@ def sparkline(values: Sequence[float | None], top: float | None = None) -> str:
     return "".join(parts)
 
 
+def last_point(values: Sequence[float | None], top: float | None = None) -> tuple[float, float] | None:
+    """Where `sparkline` puts the last known value (the dot that ends the line; alone, it is the line)."""
+    known = [i for i, v in enumerate(values) if v is not None]
+    if not known:
+        return None
+    d = sparkline([v if i == known[-1] else None for i, v in enumerate(values)], top)
+    x, y = d[1:].split(",")
+    return float(x), float(y)
+
+
 def trend_view(trend: Mapping[str, Any] | None) -> dict[str, Any] | None:
     """Sparkline paths and their accessible summaries for one overview row."""
     if trend is None:
@@ -110,7 +120,9 @@ def trend_view(trend: Mapping[str, Any] | None) -> dict[str, Any] | None:
     recent, previous = trend["recent"], trend["previous"]
     return {
         "impressions_d": sparkline([float(v) for v in imp]) if any(imp) else "",
+        "impressions_end": last_point([float(v) for v in imp], max(imp)) if any(imp) else None,
         "ctr_d": sparkline(ctr),
+        "ctr_end": last_point(ctr, max(known_ctr)) if known_ctr else None,
         "impressions_title": f"impressions per minute since {start} UTC: max {count(max(imp))},"
         f" last {count(imp[-1])}",
         "ctr_title": (
