@@ -37,13 +37,14 @@ MAX_RULES = 32
 MAX_SEGMENTS = max(MAX_SEGMENT_FEATURES + len(RESERVED), MAX_RULES + 1)  # 33: what one rule can name
 
 SegmentName = Annotated[str, Field(min_length=1, max_length=64)]
+Threshold = Annotated[float, Field(allow_inf_nan=False)]  # stored as JSON: no NaN or infinities
 
 
 class SegmentRule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: SegmentName
-    when: dict[str, float] = Field(min_length=1)  # feature -> minimum value (inclusive)
+    when: dict[str, Threshold] = Field(min_length=1)  # feature -> minimum value (inclusive)
 
 
 class SegmentConfig(BaseModel):
@@ -51,7 +52,7 @@ class SegmentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    margin: float = Field(default=DEFAULT_MARGIN, ge=0, le=1e6)
+    margin: float = Field(default=DEFAULT_MARGIN, ge=0, le=1e6, allow_inf_nan=False)
     features: list[SegmentName] | None = Field(default=None, max_length=MAX_SEGMENT_FEATURES)
     rules: list[SegmentRule] | None = Field(default=None, min_length=1, max_length=MAX_RULES)
 

@@ -70,6 +70,8 @@ BASE = {"features": FEATURES, "artworks": [{"id": "a"}, {"id": "b"}], "policy": 
          "unique"),
         ({"rules": [{"name": "x", "when": {}}]}, "at least 1"),
         ({"margin": -0.1}, "greater than or equal to 0"),
+        ({"margin": float("nan")}, "finite number"),
+        ({"rules": [{"name": "x", "when": {"horror": float("inf")}}]}, "finite number"),
         ({"features": ["horror"], "rules": [{"name": "x", "when": {"horror": 0.1}}]}, "either"),
         ({"colour": "red"}, "Extra inputs are not permitted"),
     ],

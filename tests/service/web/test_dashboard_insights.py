@@ -175,3 +175,31 @@ def test_sample_catalog_images_are_committed_distinct_and_served() -> None:
             r.close()
 
 
+
+
+@pytest.mark.parametrize(
+    ("segments", "status", "fragment"),
+    [
+        ({"rules": [{"name": "<b>fans</b>", "when": {"romance": 0.5}}]}, 200, None),
+        ({"margin": 0.25}, 200, None),
+        ({"rules": [{"name": "x", "when": {"drama": 0.5}}]}, 400, "segments use features not in the title"),
+        ({"rules": [{"name": "none", "when": {"romance": 0.5}}]}, 400, "reserved"),
+        ({"margin": 1e400}, 400, "segments.margin"),
+        ({"rules": "all"}, 400, "rules"),
+    ],
+)
+def test_segment_rules_through_the_admin_api(
+    redis: redis_lib.Redis, redis_server: PrivateRedis, segments: object, status: int, fragment: str | None
+) -> None:
+    app = create_app({"redis_url": redis_server.url, "api_key": "k", "redis_timeout": 2.0, "TESTING": True})
+    body = {"features": ["romance"], "artworks": [{"id": "a"}], "policy": {"name": "uniform"},
+            "segments": segments}  # fmt: skip
+    try:
+        r = app.test_client().put("/titles/t", json=body, headers={"Authorization": "Bearer k"})
+        assert r.status_code == status, r.get_data(as_text=True)
+        if fragment is not None:
+            assert r.get_json()["error"] and fragment in r.get_json()["message"]
+        else:
+            assert r.get_json()["title"]["segments"] is not None
+    finally:
+        app.extensions["artbandit"].close()
