@@ -37,7 +37,8 @@ MAX_RULES = 32
 MAX_SEGMENTS = max(MAX_SEGMENT_FEATURES + len(RESERVED), MAX_RULES + 1)  # 33: what one rule can name
 
 SegmentName = Annotated[str, Field(min_length=1, max_length=64)]
-Threshold = Annotated[float, Field(allow_inf_nan=False)]  # stored as JSON: no NaN or infinities
+# stored as JSON: no NaN or infinities; strict: `false` is not a number here (ints are)
+Threshold = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 
 
 class SegmentRule(BaseModel):
@@ -52,7 +53,7 @@ class SegmentConfig(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    margin: float = Field(default=DEFAULT_MARGIN, ge=0, le=1e6, allow_inf_nan=False)
+    margin: float = Field(default=DEFAULT_MARGIN, ge=0, le=1e6, strict=True, allow_inf_nan=False)
     features: list[SegmentName] | None = Field(default=None, max_length=MAX_SEGMENT_FEATURES)
     rules: list[SegmentRule] | None = Field(default=None, min_length=1, max_length=MAX_RULES)
 

@@ -104,7 +104,7 @@ class Decider:
             decided_at=decided_at,
         )
         try:
-            self.join.impress(record, ref, exp.segmenter.assign(context))
+            self.join.impress(record, ref, segment=exp.segmenter.assign(context))
         except redis.RedisError as exc:
             self.breaker.failed()
             log.warning("impression of %r not logged, serving the default artwork: %r", title_id, exc)

@@ -186,6 +186,8 @@ def test_sample_catalog_images_are_committed_distinct_and_served() -> None:
         ({"rules": [{"name": "none", "when": {"romance": 0.5}}]}, 400, "reserved"),
         ({"margin": 1e400}, 400, "segments.margin"),
         ({"rules": "all"}, 400, "rules"),
+        ({"margin": False}, 400, "segments.margin"),  # found by the schema fuzzer: a bool is no number
+        ({"rules": [{"name": "x", "when": {"romance": True}}]}, 400, "segments.rules"),
     ],
 )
 def test_segment_rules_through_the_admin_api(
