@@ -195,6 +195,21 @@ def test_segments_thumbnails_and_trends_in_chromium(stack: Stack) -> None:
             segments = [r.get_attribute("data-segment") for r in heat.locator("tbody tr").all()]
             assert set(segments) <= {*stack.titles[0].features, "mixed", "none"} and len(segments) >= 6
             assert heat.locator("td.cell").count() == len(segments) * len(arts)
+            # per variant, behind a disclosure: one heatmap per variant, each with its image heads
+            page.locator("#segments-by-variant > summary").click()
+            variants = [v.name for v in stack.titles[0].variants]
+            for i in range(len(variants)):
+                table = page.get_by_test_id(f"segments-v{i}")
+                expect(table).to_be_visible()
+                expect(table.locator("thead img")).to_have_count(len(arts))
+            expect(page.locator("#segments-by-variant .heatmap-label")).to_have_text(variants)
+            # the control variant (policy fixed on kids-on-bikes) shows it to every segment
+            control = page.get_by_test_id(f"segments-v{variants.index('control')}")
+            for row in control.locator("tbody tr").all():
+                shade = row.locator('td[data-artwork="kids-on-bikes"]').get_attribute("class") or ""
+                # fixed policy: 95.8% of the impressions (the rest is the probability floor); with ~45 a
+                # segment, a share under 70% (shade below h7) would take 14 floor draws where 2 are expected
+                assert any(f"h{level}" in shade.split() for level in (7, 8, 9)), shade
             page.get_by_test_id("segments").screenshot(path=str(OUTPUT / "insights-segments.png"))
             page.screenshot(path=str(OUTPUT / "insights-title.png"), full_page=True)
 
