@@ -22,6 +22,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from policies import POLICIES, Policy, create_policy
+from service.segments import RESERVED, SegmentConfig, Segmenter
 
 Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
 MAX_ARTWORKS = 64
@@ -90,6 +91,7 @@ class TitleConfig(_Strict):
     default_artwork: Identifier | None = None  # served when Redis is down; None: the first artwork
     policy: PolicySpec | None = None  # shorthand for one variant named "default"
     experiment: Experiment | None = None
+    segments: SegmentConfig | None = None  # taste segments of the dashboard (service/segments.py)
 
     @model_validator(mode="after")
     def _consistent(self) -> TitleConfig:
@@ -107,12 +109,30 @@ class TitleConfig(_Strict):
             raise ValueError(f"default_artwork {self.default_artwork!r} is not one of the artworks")
         if self.policy is not None and self.experiment is not None:
             raise ValueError("give either policy or experiment, not both")
+        self._check_segments(known)
         for variant in self.variants:
             try:
                 build_policy(self, variant.name, seed=0)
             except ValueError as exc:
                 raise ValueError(f"variant {variant.name!r}: {exc}") from exc
         return self
+
+    def _check_segments(self, known: set[str]) -> None:
+        unknown = sorted(self.segments.used_features() - known) if self.segments else []
+        if unknown:
+            raise ValueError(f"segments use features not in the title's features: {unknown}")
+        named = set(self.segmenter.features)
+        clash = sorted(named & set(RESERVED))
+        if clash:
+            raise ValueError(
+                f"features {clash} would name a segment like a reserved one ({', '.join(RESERVED)});"
+                " choose segments.features or segments.rules"
+            )
+
+    @property
+    def segmenter(self) -> Segmenter:
+        """The title's segment rule (built per call: the hot path keeps its own per config object)."""
+        return Segmenter.for_title(self.features, self.segments)
 
     @property
     def variants(self) -> list[Variant]:

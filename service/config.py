@@ -6,6 +6,7 @@ One table of these lives in the README; keep them in step.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from typing import Any
@@ -24,6 +25,7 @@ class Settings:
     max_body_bytes: int = 64 * 1024
     catalog: str | None = None  # catalog YAML loaded into Redis at start (existing titles are kept)
     dashboard_token: str | None = field(default=None, repr=False)  # when set, the dashboard needs it
+    image_origins: str = ""  # origins the dashboard may load artwork images from, space-separated
 
     def __post_init__(self) -> None:
         for name in ("attribution_window", "snapshot_interval", "refresh_interval", "redis_timeout"):
@@ -33,6 +35,7 @@ class Settings:
             raise ValueError(f"retention_events must be >= 1000, got {self.retention_events!r}")
         if self.retention_seconds < self.attribution_window:
             raise ValueError("retention_seconds must be >= attribution_window")
+        image_origins(self.image_origins)  # raises on a malformed origin
         if self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes!r}")
 
@@ -55,6 +58,24 @@ class Settings:
                 raise ValueError(f"unknown settings: {sorted(unknown)}")
             settings = replace(settings, **overrides)
         return settings
+
+
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+
+
+def image_origins(raw: str) -> tuple[str, ...]:
+    """The origins of `Settings.image_origins` ("https://img.example.com http://10.0.0.5:8080"; commas also
+    separate). Raises ValueError naming a malformed one: an origin is scheme, host and optional port only."""
+    out = []
+    for origin in raw.replace(",", " ").split():
+        origin = origin.rstrip("/").lower()
+        if not _ORIGIN.fullmatch(origin):
+            raise ValueError(
+                f"image_origins: {origin!r} is not an origin like https://img.example.com[:port]"
+                " (no path, no wildcard)"
+            )
+        out.append(origin)
+    return tuple(out)
 
 
 def _parse(var: str, raw: str, typ: Any) -> Any:

@@ -22,7 +22,7 @@ from service.config import Settings
 from service.errors import ArtbanditError
 from service.join.redis_join import RedisJoin
 from service.metrics import Metrics, read_store_health
-from service.reporting import stats
+from service.reporting import segments, stats, trends
 from service.reporting.offpolicy import OffPolicyPanel
 from service.serving.decider import Decider
 from service.serving.model_cache import ModelCache
@@ -119,16 +119,22 @@ class Artbandit:
     def stats_for(self, title_id: str, now: float | None = None) -> dict[str, Any] | None:
         """The title's statistics document (`stats.title_stats`), None for an unknown title."""
         cfg = catalog.load_title(self.admin_redis, title_id)
-        return None if cfg is None else self._stats(cfg, time.time() if now is None else now, offpolicy=True)
+        if cfg is None:
+            return None
+        return self._stats(cfg, time.time() if now is None else now, offpolicy=True, segments=True)
 
     def titles_overview(self, now: float | None = None) -> list[dict[str, Any]]:
         """One `stats.overview_row` per title: impressions, clicks, CTR, best variant, health."""
         at = time.time() if now is None else now
-        return [
-            stats.overview_row(self._stats(cfg, at)) for cfg in catalog.list_titles(self.admin_redis)
-        ]
+        rows = []
+        for cfg in catalog.list_titles(self.admin_redis):
+            doc = self._stats(cfg, at)
+            rows.append({**stats.overview_row(doc), "trend": doc["trend"]})
+        return rows
 
-    def _stats(self, cfg: TitleConfig, now: float, offpolicy: bool = False) -> dict[str, Any]:
+    def _stats(
+        self, cfg: TitleConfig, now: float, offpolicy: bool = False, segments: bool = False
+    ) -> dict[str, Any]:
         raw = dict(counters.raw_title_stats(self.admin_redis, cfg.title_id, now))
         if offpolicy:  # one title's page: not for every row of the overview
             raw.setdefault("offpolicy", self.offpolicy.rows(self.admin_redis, cfg))
@@ -139,7 +145,26 @@ class Artbandit:
             "control": cfg.control,
             "variants": [v.model_dump(mode="json") for v in cfg.variants],
         }
-        return stats.title_stats(raw, experiment, now)
+        doc = stats.title_stats(raw, experiment, now)
+        return self._insights(doc, raw, cfg, now, segments)
+
+    def _insights(
+        self, doc: dict[str, Any], raw: dict[str, Any], cfg: TitleConfig, now: float, with_segments: bool
+    ) -> dict[str, Any]:
+        """Add the trend (always) and the segment section (one title's page and /stats only: one more
+        read) to a `title_stats` document."""
+        doc["trend"] = trends.trend(raw.get("series", []), now)
+        methods = {**doc["methods"], **trends.METHODS}
+        if with_segments:
+            segmenter = cfg.segmenter
+            raw["segments"] = counters.raw_segments(self.admin_redis, cfg.title_id)
+            raw["segment_rule"] = {**segmenter.describe(), "names": segmenter.names()}
+            doc["segments"] = segments.section(
+                raw, [a["artwork"] for a in doc["artworks"]], [v["variant"] for v in doc["variants"]]
+            )
+            methods.update(segments.METHODS)
+        doc["methods"] = methods
+        return doc
 
     def store_health(self) -> dict[str, dict[str, Any]]:
         """Per title: learner lag, snapshot age, versions and join outcomes (for /metrics)."""

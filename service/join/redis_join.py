@@ -40,6 +40,15 @@ def time_arg(now: float | None) -> str:
     return repr(float(now))
 
 
+def _segment_fields(record: DecisionRecord, segment: str | None) -> tuple[str, str]:
+    if segment is None:
+        return "", ""
+    return (
+        keys.segment_impressions_field(record.variant, segment, record.chosen),
+        keys.segment_clicks_field(record.variant, segment, record.chosen),
+    )
+
+
 class RedisJoin:
     def __init__(self, r: redis.Redis, settings: Settings, breaker: CircuitBreaker | None = None) -> None:
         self.r = r
@@ -58,10 +67,14 @@ class RedisJoin:
         self._wire.close()
 
     # ----------------------------------------------------------------- impressions
-    def impress(self, record: DecisionRecord, ref: keys.ImpressionRef | None = None) -> None:
+    def impress(
+        self, record: DecisionRecord, ref: keys.ImpressionRef | None = None, segment: str | None = None
+    ) -> None:
         """Log a decision and open its join entry (one round trip). Redis errors propagate: the caller
         decides between degrading and failing. `record.event_id` must come from `keys.new_impression_id`;
-        `ref`, its parts from `keys.new_impression`, spares parsing it again."""
+        `ref`, its parts from `keys.new_impression`, spares parsing it again. `segment`: the viewer's taste
+        segment (service/segments.py), counted with the decision and its click; None counts no segment
+        (the `Decider` always gives one)."""
         if ref is None:
             ref = keys.parse_impression_id(record.event_id)
         if ref is None or ref.title_id != record.title_id:
@@ -79,6 +92,7 @@ class RedisJoin:
                     keys.minute_counters(title, ref.minute),
                     keys.totals(title),
                     keys.variant_users(title, record.variant),
+                    keys.segment_counters(title),
                 ],
                 args=[
                     record.event_id,
@@ -91,6 +105,7 @@ class RedisJoin:
                     self.impression_ttl,
                     self.minute_ttl,
                     record.user_id,
+                    *_segment_fields(record, segment),
                 ],
             )
         except redis.ResponseError as exc:
@@ -119,6 +134,7 @@ class RedisJoin:
                     keys.join_counters(title),
                     keys.minute_counters(title, ref.minute),
                     keys.totals(title),
+                    keys.segment_counters(title),
                 ],
                 args=[impression_id, time_arg(now), self.settings.retention_events],
             )

@@ -64,17 +64,28 @@ def _minute_label(minute: int, span: int) -> str:
     return time.strftime(fmt, time.gmtime(minute * 60))
 
 
-def local_image(url: str | None) -> str | None:
-    """The image URL if the page may load it: same-origin paths and inline data images only.
-
-    Nothing may load from the network (and the page's Content-Security-Policy would block it anyway), so an
-    external URL shows the placeholder box instead of a broken image and a console error.
+def local_image(url: str | None, origins: Sequence[str] = ()) -> str | None:
+    """The image URL if the page may load it: same-origin paths, inline data images, and absolute URLs of
+    the operator's configured image origins (`Settings.image_origins`, which the page's Content-Security-
+    Policy lists too). Anything else shows the placeholder box instead of a broken image and a console error.
     """
-    if not url:
-        return None
+    if not url or any(ch.isspace() or ord(ch) < 32 or ch == "\\" for ch in url):
+        return None  # browsers read "/\\host" as "//host"; whitespace and controls have no place in a URL
     if (url.startswith("/") and not url.startswith("//")) or url.startswith("data:image/"):
         return url
-    return None
+    origin = _origin(url)
+    return url if origin is not None and origin in origins else None
+
+
+def _origin(url: str) -> str | None:
+    """scheme://host[:port] of an absolute http(s) URL, lower case; None for anything else."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("http", "https"):
+        return None
+    host = rest.split("/", 1)[0].split("?", 1)[0].split("#", 1)[0]
+    if not host or "@" in host:
+        return None
+    return f"{scheme.lower()}://{host.lower()}"
 
 
 # ---------------------------------------------------------------------------------------------- charts
@@ -337,12 +348,14 @@ def _variant_rows(doc: Mapping[str, Any], colors: Mapping[str, int]) -> list[dic
     return rows
 
 
-def _artwork_rows(doc: Mapping[str, Any], colors: Mapping[str, int]) -> list[dict[str, Any]]:
+def _artwork_rows(
+    doc: Mapping[str, Any], colors: Mapping[str, int], origins: Sequence[str] = ()
+) -> list[dict[str, Any]]:
     rows = []
     for a in doc["artworks"]:
         c = colors[a["artwork"]]
         rows.append({
-            "id": a["artwork"], "css": f"c{c % len(PALETTE)}", "image": local_image(a["image_url"]),
+            "id": a["artwork"], "css": f"c{c % len(PALETTE)}", "image": local_image(a["image_url"], origins),
             "impressions": count(a["impressions"]), "share": pct(a["share"], 1),
             "ctr": pct(a["ctr"]), "ctr_ci": pct_interval(a["ctr_ci"]),
             "by_variant": [pct(b["share"], 1) for b in a["by_variant"].values()],
@@ -383,8 +396,9 @@ def _offpolicy_rows(doc: Mapping[str, Any]) -> list[dict[str, str]]:
     } for o in doc["offpolicy"]]
 
 
-def title_view(doc: Mapping[str, Any]) -> dict[str, Any]:
-    """Everything the title page renders, from one `title_stats` document."""
+def title_view(doc: Mapping[str, Any], image_origins: Sequence[str] = ()) -> dict[str, Any]:
+    """Everything the title page renders, from one `title_stats` document. `image_origins`: the configured
+    origins images may also come from (`local_image`)."""
     variant_colors = _color_index([v["variant"] for v in doc["variants"]])
     art_colors = _color_index([a["artwork"] for a in doc["artworks"]])
     best, share = doc["best"], doc["series"]["share"]
@@ -415,7 +429,7 @@ def title_view(doc: Mapping[str, Any]) -> dict[str, Any]:
             )
             for i, name in enumerate(variant_colors)
         ],
-        "artworks": _artwork_rows(doc, art_colors),
+        "artworks": _artwork_rows(doc, art_colors, image_origins),
         "health": _health_view(doc["health"]),
         "offpolicy": _offpolicy_rows(doc),
         "methods": doc["methods"],

@@ -22,6 +22,7 @@ from service.catalog import TitleConfig
 from service.config import Settings
 from service.errors import InvalidRequest, UnknownTitle
 from service.join.redis_join import RedisJoin
+from service.segments import Segmenter
 from service.serving.experiments import assign_variant
 from service.serving.model_cache import ModelCache
 from service.store import keys
@@ -48,6 +49,7 @@ class _Experiment:
     cfg: TitleConfig
     weights: list[tuple[str, float]]
     policy_names: dict[str, str]
+    segmenter: Segmenter
 
 
 class Decider:
@@ -102,7 +104,7 @@ class Decider:
             decided_at=decided_at,
         )
         try:
-            self.join.impress(record, ref)
+            self.join.impress(record, ref, segment=exp.segmenter.assign(context))
         except redis.RedisError as exc:
             self.breaker.failed()
             log.warning("impression of %r not logged, serving the default artwork: %r", title_id, exc)
@@ -120,6 +122,6 @@ class Decider:
         if exp is None or exp.cfg is not cfg:
             variants = cfg.variants
             weights = [(v.name, v.weight) for v in variants]
-            exp = _Experiment(cfg, weights, {v.name: v.policy.name for v in variants})
+            exp = _Experiment(cfg, weights, {v.name: v.policy.name for v in variants}, cfg.segmenter)
             self._experiments[cfg.title_id] = exp
         return exp

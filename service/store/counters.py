@@ -117,3 +117,19 @@ def _counters(fields: dict[bytes, bytes]) -> list[tuple[tuple[str, str, str], in
 
 def _int(raw: bytes | str | int | None) -> int:
     return 0 if raw is None else int(raw)
+
+
+# ------------------------------------------------------------------------------- segment counters
+def raw_segments(r: redis.Redis, title_id: str) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+    """The segment counters of a title (one HGETALL of a hash bounded per title, service/segments.py):
+    {variant: {segment: {artwork: {"impressions": int, "clicks": int}}}}."""
+    out: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
+    fields: dict[bytes, bytes] = r.hgetall(keys.segment_counters(title_id))  # type: ignore[assignment]
+    for name, value in fields.items():
+        kind, variant, rest = name.decode().split("|", 2)
+        segment, artwork = rest.rsplit("|", 1)
+        cell = out.setdefault(variant, {}).setdefault(segment, {}).setdefault(
+            artwork, {"impressions": 0, "clicks": 0}
+        )
+        cell["impressions" if kind == "i" else "clicks"] += int(value)
+    return out

@@ -15,6 +15,7 @@ outside a title.
 | `ab:{t}:imp:<minute>~<token>` | hash: one impression for the join | TTL window + retention |
 | `ab:{t}:join` | hash of join counters | permanent, fixed size |
 | `ab:{t}:totals` | hash `i|variant|artwork`, `c|variant|artwork` | permanent, fixed size |
+| `ab:{t}:segments` | hash `i|variant|segment|artwork`, `c|...` (service/segments.py bounds it) | permanent |
 | `ab:{t}:min:<minute>` | same fields, one epoch minute | TTL window + retention + 2 min |
 | `ab:{t}:users:<variant>` | HyperLogLog of distinct viewers of a variant | permanent, ≤ 12 KB each |
 | `ab:{t}:snapshot` | hash: learner position, counters, per-variant model bytes/version/spec | permanent |
@@ -114,6 +115,11 @@ def totals(title_id: str) -> str:
     return f"{_t(title_id)}:totals"
 
 
+def segment_counters(title_id: str) -> str:
+    """Impressions and clicks per variant × taste segment × artwork (the dashboard's segment heatmap)."""
+    return f"{_t(title_id)}:segments"
+
+
 def minute_counters(title_id: str, minute: int) -> str:
     return f"{_t(title_id)}:min:{minute}"
 
@@ -135,6 +141,16 @@ def impressions_field(variant: str, artwork_id: str) -> str:
 
 def clicks_field(variant: str, artwork_id: str) -> str:
     return f"c|{variant}|{artwork_id}"
+
+
+def segment_impressions_field(variant: str, segment: str, artwork_id: str) -> str:
+    """Counter field in `segment_counters`. Variant and artwork ids never hold '|'; a segment may (it can be
+    a feature name), so readers split off the variant first and the artwork last."""
+    return f"i|{variant}|{segment}|{artwork_id}"
+
+
+def segment_clicks_field(variant: str, segment: str, artwork_id: str) -> str:
+    return f"c|{variant}|{segment}|{artwork_id}"
 
 
 def snapshot_bytes_field(variant: str) -> str:

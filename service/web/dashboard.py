@@ -7,7 +7,8 @@
 Data comes from `current_app.extensions["artbandit"]` (see `DashboardSource`). With the setting
 `dashboard_token`, pages need it (or the admin key) as `?token=` or `Authorization: Bearer`, exactly like
 the stats API; static files need nothing. Pages carry a strict Content-Security-Policy (this origin only,
-plus inline `data:` images) and send no Referer, so a token in the URL does not leak.
+plus inline `data:` images and the image origins the operator configured, `ARTBANDIT_IMAGE_ORIGINS`) and
+send no Referer, so a token in the URL does not leak.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from flask import Blueprint, Response, current_app, render_template, request, ur
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from service.config import Settings
+from service.config import Settings, image_origins
 from service.errors import ArtbanditError, StoreUnavailable, UnknownTitle
 from service.reporting import dashboard as view
+from service.reporting import insights_view
 from service.web.auth import require_viewer
 
 REFRESH_MS = 5000
@@ -30,6 +32,13 @@ CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+
+
+def csp(origins: tuple[str, ...] = ()) -> str:
+    """The pages' policy; `origins` (validated by `config.image_origins`) join `img-src` and nothing else."""
+    if not origins:
+        return CSP
+    return CSP.replace("img-src 'self' data:;", f"img-src 'self' data: {' '.join(origins)};")
 
 bp = Blueprint(
     "dashboard", __name__, url_prefix="/dashboard",
@@ -67,7 +76,7 @@ def _headers(response: Response) -> Response:
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["Referrer-Policy"] = "no-referrer"
     if request.endpoint != "dashboard.static":
-        response.headers["Content-Security-Policy"] = CSP
+        response.headers["Content-Security-Policy"] = csp(image_origins(_source().settings.image_origins))
         response.headers["Cache-Control"] = "no-store"
     return response
 
@@ -108,7 +117,10 @@ def _page_context(keep_token: bool = True) -> dict[str, Any]:
 
 @bp.get("")
 def overview() -> str:
-    rows = view.overview_view(_source().titles_overview())
+    source_rows = _source().titles_overview()
+    rows = view.overview_view(source_rows)
+    for row, raw in zip(rows, source_rows, strict=True):
+        row["trend"] = insights_view.trend_view(raw.get("trend"))
     return render_template("dashboard_overview.html", titles=rows, **_page_context())
 
 
@@ -118,5 +130,9 @@ def title(title_id: str) -> str:
     if doc is None:
         raise UnknownTitle(f"no title {title_id!r}")
     json_url = url_for("stats.title_stats", title_id=title_id, **_link_args())
-    page = view.title_view(doc)
-    return render_template("dashboard_title.html", t=page, json_url=json_url, **_page_context())
+    origins = image_origins(_source().settings.image_origins)
+    page = view.title_view(doc, origins)
+    segments = insights_view.segment_view(doc, origins)
+    return render_template(
+        "dashboard_title.html", t=page, segments=segments, json_url=json_url, **_page_context()
+    )

@@ -135,7 +135,8 @@ def build_openapi() -> dict[str, Any]:
             },
         },
         "/stats/{title_id}": {"get": {
-            "summary": "A title's statistics: CTR per variant and artwork, lift, SRM, series, learner health",
+            "summary": "A title's statistics: CTR per variant and artwork, lift, SRM, series, learner health,"
+            " taste segments × artworks, last-hour trend (docs/api.md)",
             "operationId": "titleStats",
             "parameters": [_title_id_param()],
             "responses": _responses({"type": "object"}, "the statistics document", 401, 403, 404, 503),

@@ -19,8 +19,8 @@ if now == '' then
   now = t[1] .. '.' .. string.format('%06d', tonumber(t[2]))
 end
 
-local h = redis.call('HMGET', KEYS[1], 'd', 'ev', 'cf', 's')
-local deadline, ev, click_field, state = h[1], h[2], h[3], h[4]
+local h = redis.call('HMGET', KEYS[1], 'd', 'ev', 'cf', 's', 'sf')
+local deadline, ev, click_field, state, segment_field = h[1], h[2], h[3], h[4], h[5]
 if not deadline then
   if redis.call('EXISTS', KEYS[4]) == 1 then
     redis.call('HINCRBY', KEYS[4], 'unknown', 1)
@@ -44,6 +44,11 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
       redis.call('HINCRBY', KEYS[5], click_field, 1)
     end
     redis.call('HINCRBY', KEYS[6], click_field, 1)
+    -- segment counters (service/segments.py): the recorded click, beside the totals' count of it
+    if segment_field and segment_field ~= '' then
+      redis.call('HINCRBY', KEYS[7], segment_field, 1)
+    end
+    -- end of segment counters
     return 'recorded'
   end
   -- Past the deadline but not swept yet: the expiry happens first, then the click is judged.

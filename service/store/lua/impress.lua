@@ -7,6 +7,7 @@
 -- KEYS[5] decision-minute counters (keys.minute_counters)
 -- KEYS[6] title totals hash       (keys.totals)
 -- KEYS[7] variant viewers HLL     (keys.variant_users)
+-- KEYS[8] segment counters hash   (keys.segment_counters)
 -- ARGV[1] impression id
 -- ARGV[2] deadline (epoch seconds, text; decided_at + attribution window)
 -- ARGV[3] decision record JSON (the decisions stream entry)
@@ -17,13 +18,15 @@
 -- ARGV[8] TTL of the impression hash, seconds (window + retention)
 -- ARGV[9] TTL of the minute counters, seconds
 -- ARGV[10] user id (counted once per variant in the HyperLogLog)
+-- ARGV[11] segment impressions field (keys.segment_impressions_field), or '' to count no segment
+-- ARGV[12] segment clicks field (keys.segment_clicks_field), kept with the impression for the click
 -- Returns the decisions stream entry id.
 
 if redis.call('EXISTS', KEYS[2]) == 1 then
   return redis.error_reply('impression id already used: ' .. ARGV[1])
 end
 local entry = redis.call('XADD', KEYS[1], 'MAXLEN', '~', ARGV[7], '*', 'json', ARGV[3])
-redis.call('HSET', KEYS[2], 'd', ARGV[2], 'ev', ARGV[4], 'cf', ARGV[6], 's', 'p')
+redis.call('HSET', KEYS[2], 'd', ARGV[2], 'ev', ARGV[4], 'cf', ARGV[6], 's', 'p', 'sf', ARGV[12])
 redis.call('EXPIRE', KEYS[2], ARGV[8])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[1])
 redis.call('HINCRBY', KEYS[4], 'impressions', 1)
@@ -32,5 +35,11 @@ if redis.call('HINCRBY', KEYS[5], ARGV[5], 1) == 1 then
   redis.call('EXPIRE', KEYS[5], ARGV[9])
 end
 redis.call('HINCRBY', KEYS[6], ARGV[5], 1)
+-- segment counters (service/segments.py): counted exactly where and when the totals above are, so
+-- the segments of a variant × artwork always sum to its totals
+if ARGV[11] ~= '' then
+  redis.call('HINCRBY', KEYS[8], ARGV[11], 1)
+end
+-- end of segment counters
 redis.call('PFADD', KEYS[7], ARGV[10])
 return entry
