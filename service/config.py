@@ -34,10 +34,9 @@ class Settings:
     viewer_reward_cap: int = 0
 
     def __post_init__(self) -> None:
+        # api_key stays one opaque key, as it always was; the lists are normalized to tuples
         for name in ("api_keys", "client_keys"):
             object.__setattr__(self, name, _key_list(name, getattr(self, name)))
-        if self.api_key is not None:
-            _key_list("api_key", self.api_key)
         for name in ("attribution_window", "snapshot_interval", "refresh_interval", "redis_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")

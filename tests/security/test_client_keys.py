@@ -212,3 +212,18 @@ def test_client_keys_from_the_environment(raw: str, expected: tuple[str, ...]) -
 def test_a_key_that_cannot_travel_in_a_header_is_refused_at_start(bad: str) -> None:
     with pytest.raises(ValueError, match="client_keys"):
         Settings.load({"client_keys": [bad]}, environ={})
+
+
+def test_admin_keys_are_api_key_then_api_keys() -> None:
+    settings = Settings.load(environ={"ARTBANDIT_API_KEY": "one", "ARTBANDIT_API_KEYS": "two,three"})
+    assert settings.admin_keys == ("one", "two", "three")
+    assert Settings.load(environ={"ARTBANDIT_API_KEYS": "two"}).admin_keys == ("two",)
+    assert Settings.load(environ={}).admin_keys == ()
+    # ARTBANDIT_API_KEY is one opaque key, whatever it contains, as before
+    odd = "a key, with commas"
+    assert Settings.load(environ={"ARTBANDIT_API_KEY": odd}).admin_keys == (odd,)
+
+
+def test_keys_never_appear_in_the_settings_repr() -> None:
+    settings = Settings.load({"api_keys": [API_KEY], "client_keys": [CLIENT_KEY]}, environ={})
+    assert API_KEY not in repr(settings) and CLIENT_KEY not in repr(settings)
