@@ -227,3 +227,15 @@ def test_admin_keys_are_api_key_then_api_keys() -> None:
 def test_keys_never_appear_in_the_settings_repr() -> None:
     settings = Settings.load({"api_keys": [API_KEY], "client_keys": [CLIENT_KEY]}, environ={})
     assert API_KEY not in repr(settings) and CLIENT_KEY not in repr(settings)
+
+
+@pytest.mark.parametrize("serving", ["hot", "flask"])
+def test_refusals_are_counted_and_timed(keyed: Flask, serving: str) -> None:
+    client = keyed.test_client() if serving == "hot" else flask_only(keyed)
+    assert client.post("/click", json=BODIES["/click"]).status_code == 401
+    wrong = {"Authorization": "Bearer x"}
+    assert client.post("/click", json=BODIES["/click"], headers=wrong).status_code == 403
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'artbandit_http_errors_total{code="unauthorized"} 1.0' in text
+    assert 'artbandit_http_errors_total{code="forbidden"} 1.0' in text
+    assert 'route="/click",status="401"' in text and 'route="/click",status="403"' in text
