@@ -1,7 +1,7 @@
 """HTTP benchmark: POST /impression (+20% POST /click) against gunicorn, next to a no-op Flask endpoint
 served by the same gunicorn settings, in the same run.
 
-    python bench/http_load.py [--seconds 8] [--rounds 6] [--workers 2] [--connections 32]
+    python bench/http_load.py [--seconds 8] [--rounds 6] [--workers 2] [--connections 32] [--client-keys]
 
 Needs `wrk` (Debian: apt-get install wrk). Starts a private redis-server, the API under gunicorn and the
 learner (the real system), seeds one title, then:
@@ -22,12 +22,16 @@ Rounds alternate between the servers because a VM's speed drifts by up to a thir
 measures the drift. The table reports medians over rounds (p99: median and worst round); each round
 also reads the CPU that artbandit's processes (API workers, Redis, learner) and the no-op's workers
 used per request (/proc), which shows where the time goes.
+With --client-keys the API requires client keys (ARTBANDIT_CLIENT_KEYS, two of them, the one sent
+last) and every request, to every server, carries `Authorization: Bearer <key>`, so the ratios include
+the key check and the no-op baselines parse the same header.
 Prints a markdown table and the ratios; --write appends it to docs/benchmarks.md.
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -54,6 +58,7 @@ ROOT = Path(__file__).resolve().parents[1]
 FEATURES = ["romance", "comedy", "drama", "horror", "action", "family", "thriller", "scifi"]
 ARTWORKS = [{"id": f"art-{i}", "features": {FEATURES[i % len(FEATURES)]: 1.0}} for i in range(8)]
 API_KEY = "bench-key"
+CLIENT_KEYS = ("bench-client-old-4b7e1c9a2f", "bench-client-new-8d3a6f0e5c")  # --client-keys: the 2nd is sent
 # Attribution window of the benchmarked service: short, so the learner labels and learns from the
 # benchmark's own impressions while it runs (with the 30-minute default it would sit idle), and so that
 # each artbandit round reaches the learner's steady state after a short unmeasured lead (see above).
@@ -65,6 +70,7 @@ WRK_SCRIPT = r"""
 local features = {%(features)s}
 local ids = {}
 local pace_ms = %(pace_ms)s
+local headers = {["Content-Type"] = "application/json"%(auth)s}
 math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 
 local function impression()
@@ -75,14 +81,13 @@ local function impression()
   end
   local body = string.format('{"title_id": "bench", "user_id": "u%%d", "context": {%%s}}',
                              math.random(100000), table.concat(parts, ", "))
-  return wrk.format("POST", "/impression", {["Content-Type"] = "application/json"}, body)
+  return wrk.format("POST", "/impression", headers, body)
 end
 
 request = function()
   if #ids > 0 and math.random() < 0.2 then
     local id = table.remove(ids)
-    return wrk.format("POST", "/click", {["Content-Type"] = "application/json"},
-                      '{"impression_id": "' .. id .. '"}')
+    return wrk.format("POST", "/click", headers, '{"impression_id": "' .. id .. '"}')
   end
   return impression()
 end
@@ -264,11 +269,14 @@ def run_wrk(
     tmp: Path,
     label: str,
     cpu_of: dict[str, int] | None = None,
+    client_key: str | None = None,
 ) -> Result:
     """One wrk run. `cpu_of` (group name -> pid): also the CPU those process trees used per request."""
     script = tmp / f"{label}.lua"
+    auth = f', ["Authorization"] = "Bearer {client_key}"' if client_key else ""
     script.write_text(
-        WRK_SCRIPT % {"features": ", ".join(f'"{f}"' for f in FEATURES), "pace_ms": f"{pace_ms:.3f}"}
+        WRK_SCRIPT
+        % {"features": ", ".join(f'"{f}"' for f in FEATURES), "pace_ms": f"{pace_ms:.3f}", "auth": auth}
     )
     groups = cpu_of or {}
     before = {name: cpu_seconds(pid) for name, pid in groups.items()}
@@ -385,6 +393,9 @@ def main() -> int:
         default=gunicorn_conf.threads,
         help="gunicorn threads per worker (default: production's, %(default)s)",
     )
+    ap.add_argument(
+        "--client-keys", action="store_true", help="require client keys; every request sends one"
+    )
     ap.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -406,6 +417,10 @@ def main() -> int:
             ARTBANDIT_API_KEY=API_KEY,
             ARTBANDIT_ATTRIBUTION_WINDOW=str(WINDOW_SECONDS),
         )
+        key = CLIENT_KEYS[-1] if args.client_keys else None
+        wrk = functools.partial(run_wrk, client_key=key)  # every server gets the same requests
+        if args.client_keys:
+            env["ARTBANDIT_CLIENT_KEYS"] = ",".join(CLIENT_KEYS)
         metrics_dir = tmp / "prom"
         metrics_dir.mkdir()
         env["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
@@ -446,7 +461,7 @@ def main() -> int:
             put_title(base_app)
             time.sleep(1.0)
             # warm-up: fill caches, compile scripts, let the learner publish a first snapshot
-            run_wrk(base_app, 3, 8, 0, tmp, "warm-app")
+            wrk(base_app, 3, 8, 0, tmp, "warm-app")
             wait_http(f"{base_noop}/healthz")
             wait_http(f"{base_wsgi}/healthz")
             wait_http(f"{base_rt}/healthz")
@@ -459,16 +474,16 @@ def main() -> int:
                 """Serve one attribution window unmeasured (from then on the learner labels, every moment,
                 what was served a window earlier at this same rate: the steady state), then measure;
                 then let the learner label the round's last window before any other server runs."""
-                run_wrk(base_app, WINDOW_SECONDS, n, pace_ms, tmp, f"{label}-lead")
-                result = run_wrk(base_app, secs, n, pace_ms, tmp, label, cpu_of=artbandit_procs)
+                wrk(base_app, WINDOW_SECONDS, n, pace_ms, tmp, f"{label}-lead")
+                result = wrk(base_app, secs, n, pace_ms, tmp, label, cpu_of=artbandit_procs)
                 pending.wait_drained(WINDOW_SECONDS * 3 + 10)
                 return result
 
             for k in range(args.rounds):
                 sat_app.rounds.append(artbandit_round(0, "artbandit-sat"))
-                sat_noop.rounds.append(run_wrk(base_noop, secs, n, 0, tmp, "noop-sat", cpu_of=noop_procs))
-                sat_rt.rounds.append(run_wrk(base_rt, secs, n, 0, tmp, "noop+redis-sat", cpu_of=rt_procs))
-                sat_wsgi.rounds.append(run_wrk(base_wsgi, secs, n, 0, tmp, "noop-wsgi-sat"))
+                sat_noop.rounds.append(wrk(base_noop, secs, n, 0, tmp, "noop-sat", cpu_of=noop_procs))
+                sat_rt.rounds.append(wrk(base_rt, secs, n, 0, tmp, "noop+redis-sat", cpu_of=rt_procs))
+                sat_wsgi.rounds.append(wrk(base_wsgi, secs, n, 0, tmp, "noop-wsgi-sat"))
                 ratios.append(sat_app.rounds[-1].rps / sat_noop.rounds[-1].rps)
                 rt_ratios.append(sat_rt.rounds[-1].rps / sat_noop.rounds[-1].rps)
                 wsgi_ratios.append(sat_app.rounds[-1].rps / sat_wsgi.rounds[-1].rps)
@@ -487,7 +502,7 @@ def main() -> int:
             half_app, half_noop = Summary("artbandit", "paced", []), Summary("noop", "paced", [])
             for _ in range(args.rounds):
                 half_app.rounds.append(artbandit_round(pace_ms, "artbandit-half"))
-                half_noop.rounds.append(run_wrk(base_noop, secs, n, pace_ms, tmp, "noop-half"))
+                half_noop.rounds.append(wrk(base_noop, secs, n, pace_ms, tmp, "noop-half"))
             summaries = [sat_app, sat_noop, half_app, half_noop, sat_rt, sat_wsgi]
         finally:
             pending.close()
@@ -508,6 +523,7 @@ def main() -> int:
         f"x {args.threads} threads, keep-alive, SO_REUSEPORT; "
         f"wrk -t1 -c{args.connections}, {args.rounds} alternating rounds of {args.seconds}s per row "
         "(medians; p99 also worst round); 80% /impression, 20% /click; "
+        f"client keys {'on (every request sends one)' if args.client_keys else 'off'}; "
         "Redis (AOF everysec) and the learner run on the same machine.",
         "",
         "| server | load | req/s | p50 ms | p99 ms | worst p99 ms | errors |",

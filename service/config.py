@@ -26,8 +26,19 @@ class Settings:
     catalog: str | None = None  # catalog YAML loaded into Redis at start (existing titles are kept)
     dashboard_token: str | None = field(default=None, repr=False)  # when set, the dashboard needs it
     image_origins: str = ""  # origins the dashboard may load artwork images from, space-separated
+    # More admin keys beside api_key (comma-separated in ARTBANDIT_API_KEYS): any of them is accepted, so a
+    # key can be rotated without a refused request (docs/deploy.md, "Rotating keys").
+    api_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Keys of the data plane (POST /impression, /click, ... : service.web.data_plane); empty: it is open.
+    client_keys: tuple[str, ...] = field(default=(), repr=False)
+    # Learned rewards per viewer per title per minute of decision; over it, labelled events are counted
+    # as throttled and not learned (service.learning.throttle). 0: no cap.
+    viewer_reward_cap: int = 0
 
     def __post_init__(self) -> None:
+        # api_key stays one opaque key, as it always was; the lists are normalized to tuples
+        for name in ("api_keys", "client_keys"):
+            object.__setattr__(self, name, _key_list(name, getattr(self, name)))
         for name in ("attribution_window", "snapshot_interval", "refresh_interval", "redis_timeout"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)!r}")
@@ -38,6 +49,13 @@ class Settings:
         image_origins(self.image_origins)  # raises on a malformed origin
         if self.max_body_bytes < 1024:
             raise ValueError(f"max_body_bytes must be >= 1024, got {self.max_body_bytes!r}")
+        if self.viewer_reward_cap < 0:
+            raise ValueError(f"viewer_reward_cap must be >= 0 (0: no cap), got {self.viewer_reward_cap!r}")
+
+    @property
+    def admin_keys(self) -> tuple[str, ...]:
+        """Every accepted admin key: api_key, then api_keys."""
+        return ((self.api_key,) if self.api_key else ()) + self.api_keys
 
     @classmethod
     def load(
@@ -78,8 +96,21 @@ def image_origins(raw: str) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _key_list(name: str, value: str | tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    """Keys as a tuple; a string is a comma-separated list. A key is printable ASCII without spaces or
+    commas (it travels in an HTTP header and in a comma-separated variable)."""
+    items = value.split(",") if isinstance(value, str) else list(value)
+    keys = tuple(k.strip() for k in items if k.strip())
+    for key in keys:
+        if not all("!" <= c <= "~" for c in key) or "," in key:
+            raise ValueError(f"{name}: a key must be printable ASCII without spaces or commas")
+    return keys
+
+
 def _parse(var: str, raw: str, typ: Any) -> Any:
     t = str(typ)
+    if t.startswith("tuple"):
+        return _key_list(var, raw)
     try:
         if t.startswith("float"):
             return float(raw)

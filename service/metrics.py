@@ -161,6 +161,11 @@ class StoreCollector(Collector):
         versions = GaugeMetricFamily(
             "artbandit_model_version", "Published policy version per variant.", labels=["title", "variant"]
         )
+        throttled = CounterMetricFamily(
+            "artbandit_learner_throttled_events",
+            "Rewarded events over their viewer's cap (viewer_reward_cap): consumed, never learned.",
+            labels=["title"],
+        )
         pending = GaugeMetricFamily(
             "artbandit_pending_impressions",
             "Impressions waiting for a click or their deadline.",
@@ -174,6 +179,7 @@ class StoreCollector(Collector):
         )
         for title, h in sorted(data.items()):
             lag.add_metric([title], float(h.get("lag", 0)))
+            throttled.add_metric([title], float(h.get("throttled", 0)))
             if _is_number(h.get("snapshot_age_s")):
                 age.add_metric([title], float(h["snapshot_age_s"]))
             for variant, version in sorted((h.get("versions") or {}).items()):
@@ -182,7 +188,7 @@ class StoreCollector(Collector):
             pending.add_metric([title], float(outcomes.pop("pending", 0)))
             for outcome, count in sorted(outcomes.items()):
                 join.add_metric([title, outcome], float(count))
-        yield from (lag, age, versions, pending, join)
+        yield from (lag, age, versions, throttled, pending, join)
 
 
 def read_store_health(r: redis.Redis) -> dict[str, dict[str, Any]]:

@@ -138,6 +138,7 @@ def _run_http(args: argparse.Namespace, world: Any, policy: str, params: dict[st
         concurrency=args.concurrency,
         time_scale=args.time_scale,
         api_key=args.api_key or os.environ.get("ARTBANDIT_API_KEY"),
+        client_key=args.client_key or os.environ.get("ARTBANDIT_CLIENT_KEY"),
         buckets=args.buckets,
         seed=seed,
     )
@@ -200,6 +201,11 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
         "--target", metavar="URL", help="base URL of a running service, e.g. http://127.0.0.1:8000"
     )
     http.add_argument("--api-key", help="admin key to set the titles up (default: $ARTBANDIT_API_KEY)")
+    http.add_argument(
+        "--client-key",
+        help="client key for /impression and /click, when the service requires one (default: "
+        "$ARTBANDIT_CLIENT_KEY)",
+    )
     http.add_argument("--rate", type=float, help="impressions per simulated second (default: the world's)")
     http.add_argument("--concurrency", type=int, default=32, help="requests in flight at most")
     http.add_argument(

@@ -113,18 +113,21 @@ class DemoCounters:
 class _Client:
     """One keep-alive HTTP connection; reconnects after an error."""
 
-    def __init__(self, base_url: str, timeout: float = 5.0) -> None:
+    def __init__(self, base_url: str, timeout: float = 5.0, client_key: str | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError(f"the demo needs an http:// base URL, got {base_url!r}")
         self.host, self.port, self.timeout = parts.hostname, parts.port or 80, timeout
         self.conn: http.client.HTTPConnection | None = None
+        self.headers = {"Content-Type": "application/json"}
+        if client_key:  # the service requires client keys (ARTBANDIT_CLIENT_KEYS)
+            self.headers["Authorization"] = f"Bearer {client_key}"
 
     def post(self, path: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         if self.conn is None:
             self.conn = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
         try:
-            self.conn.request("POST", path, json.dumps(body), {"Content-Type": "application/json"})
+            self.conn.request("POST", path, json.dumps(body), self.headers)
             resp = self.conn.getresponse()
             data = resp.read()
         except (OSError, http.client.HTTPException):
@@ -142,13 +145,20 @@ class DemoTraffic:
     """`threads` threads sending about `rate` impressions per second in total until `stop()`."""
 
     def __init__(
-        self, base_url: str, model: ViewerModel, rate: float = 30.0, threads: int = 3, seed: int = 11
+        self,
+        base_url: str,
+        model: ViewerModel,
+        rate: float = 30.0,
+        threads: int = 3,
+        seed: int = 11,
+        client_key: str | None = None,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be > 0 impressions per second, got {rate!r}")
         if threads < 1:
             raise ValueError(f"threads must be >= 1, got {threads!r}")
         self.base_url, self.model, self.rate, self.seed = base_url, model, rate, seed
+        self.client_key = client_key
         self.counters = DemoCounters()
         self._stop = threading.Event()
         self._threads = [
@@ -168,7 +178,7 @@ class DemoTraffic:
 
     def _loop(self, index: int, n_threads: int) -> None:
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, index]))
-        client = _Client(self.base_url)
+        client = _Client(self.base_url, client_key=self.client_key)
         popularity = self.model.world.popularity
         interval = n_threads / self.rate
         next_at = time.monotonic()

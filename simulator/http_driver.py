@@ -36,6 +36,7 @@ class HttpSettings:
     time_scale: float = 1.0  # real seconds per simulated second (click delays, artwork arrivals)
     timeout: float = 5.0
     api_key: str | None = None  # needed to set up titles (PUT /titles/<id>)
+    client_key: str | None = None  # sent on /impression and /click when the service requires client keys
     setup: bool = True  # PUT every title with its artworks and the policy before the run
     buckets: int = 20
     seed: int = 1
@@ -78,6 +79,7 @@ class _Run:
         self.latency: list[float] = []
         self.counts: Counter[str] = Counter()
         self.sem = asyncio.Semaphore(s.concurrency)
+        self.data_headers = {"Authorization": f"Bearer {s.client_key}"} if s.client_key else {}
         self.pending: set[asyncio.Task[None]] = set()
 
     async def setup(self, client: httpx.AsyncClient, at: float) -> None:
@@ -99,7 +101,7 @@ class _Run:
         async with self.sem:
             sent = _time.perf_counter()
             try:
-                resp = await client.post("/impression", json=body)
+                resp = await client.post("/impression", json=body, headers=self.data_headers)
             except httpx.HTTPError as exc:
                 self.counts[f"impression_error:{type(exc).__name__}"] += 1
                 return
@@ -123,7 +125,9 @@ class _Run:
         await asyncio.sleep(max(0.0, due - _time.perf_counter()))
         async with self.sem:
             try:
-                resp = await client.post("/click", json={"impression_id": impression_id})
+                resp = await client.post(
+                    "/click", json={"impression_id": impression_id}, headers=self.data_headers
+                )
             except httpx.HTTPError as exc:
                 self.counts[f"click_error:{type(exc).__name__}"] += 1
                 return

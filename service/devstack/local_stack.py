@@ -121,7 +121,7 @@ class LocalStack:
                 return 0 if stop.is_set() else 1
             self._banner(settings, generated_key, seeded, private)
             if self.demo and titles:
-                demo = self._start_demo(titles)
+                demo = self._start_demo(titles, settings.client_keys[0] if settings.client_keys else None)
             experiment = next((t.title_id for t in titles if t.experiment is not None), None)
             next_status = time.monotonic() + STATUS_EVERY
             while not stop.wait(1.0):
@@ -187,10 +187,11 @@ class LocalStack:
         ]
         print("\n".join(lines), flush=True)
 
-    def _start_demo(self, titles: list[TitleConfig]) -> DemoTraffic:
+    def _start_demo(self, titles: list[TitleConfig], client_key: str | None) -> DemoTraffic:
         from simulator.demo import DemoTraffic, ViewerModel
 
-        return DemoTraffic(self.base_url, ViewerModel.from_catalog(titles), rate=self.rate).start()
+        model = ViewerModel.from_catalog(titles)
+        return DemoTraffic(self.base_url, model, rate=self.rate, client_key=client_key).start()
 
     def _status(self, demo: DemoTraffic | None, experiment: str | None) -> None:
         parts = []

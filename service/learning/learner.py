@@ -10,6 +10,10 @@ learner on the same title cannot double-apply either (it reloads instead).
 Learners scale by owning disjoint sets of titles (`titles=`); by default a learner owns the catalog.
 Catalog changes are followed: new titles and variants get fresh policies, artworks are added to and
 removed from live policies, and a changed policy spec or feature schema starts the variant afresh.
+
+With `viewer_reward_cap` set, rewarded events over a viewer's cap are consumed but not learned
+(`service.learning.throttle`); their count is published with the snapshot (`throttled`), exactly once
+like `applied`, and shown in learner health.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from service.catalog import TitleConfig, build_policy, fit_arms, spec_fingerprin
 from service.config import Settings
 from service.join.redis_join import RedisJoin
 from service.learning.book import PolicyBook, SnapshotClock
+from service.learning.throttle import ViewerThrottle
 from service.store import catalog, keys
 from service.store.clients import UNAVAILABLE, load_script
 from service.store.records import StreamEntries, parse_labelled
@@ -58,6 +63,7 @@ class _Title:
     stored_pos: str  # 'pos' as stored in Redis ('' when there is no snapshot): the publish precondition
     consumed: int  # labelled events read (applied or skipped), ever
     applied: int  # labelled events applied, ever
+    throttled: int = 0  # labelled events over their viewer's cap (consumed, not learned), ever
     versions: dict[str, int] = field(default_factory=dict)  # last published version per variant
     fingerprints: dict[str, str] = field(default_factory=dict)
     dirty: set[str] = field(default_factory=set)  # variants changed since the last publication
@@ -80,6 +86,7 @@ class Learner:
     def reset(self) -> None:
         """Forget everything in memory; the next step reloads the published snapshots."""
         self.book = PolicyBook()
+        self.throttle = ViewerThrottle(self.settings.viewer_reward_cap)
         self._titles: dict[str, _Title] = {}
         self._catalog_version: int | None = None
         self._clock = SnapshotClock(self.settings.snapshot_interval)
@@ -147,6 +154,7 @@ class Learner:
 
     def _forget(self, title_id: str) -> None:
         state = self._titles.pop(title_id)
+        self.throttle.forget(title_id)
         for variant in state.fingerprints:
             self.book.policies.pop((title_id, variant), None)
 
@@ -161,6 +169,7 @@ class Learner:
             stored_pos=pos,
             consumed=int(stored.get(b"consumed", 0)),
             applied=int(stored.get(b"applied", 0)),
+            throttled=int(stored.get(b"throttled", 0)),
         )
         for variant in self._stored_variants(stored):
             version = stored.get(keys.snapshot_version_field(variant).encode())
@@ -240,6 +249,9 @@ class Learner:
                     log.exception("skipping labelled event %s of %r", state.pos, title_id)
                     self.book.skipped["invalid"] += 1
                     continue
+                if not self.throttle.admit(event):
+                    state.throttled += 1
+                    continue
                 if self.book.apply(event):
                     state.applied += 1
                     self.applied += 1
@@ -258,7 +270,7 @@ class Learner:
             new_versions = {v: state.versions.get(v, 0) + 1 for v in state.dirty}
             values: list[str | bytes | int | float] = [
                 "pos", state.pos, "consumed", state.consumed, "applied", state.applied,
-                "published_at", repr(time.time()),
+                "throttled", state.throttled, "published_at", repr(time.time()),
             ]  # fmt: skip
             for variant, version in new_versions.items():
                 values += [

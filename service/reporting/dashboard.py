@@ -385,6 +385,7 @@ def _health_view(h: Mapping[str, Any]) -> dict[str, Any]:
         "snapshot_age": "none yet" if age is None else f"{age:.1f} s",
         "join": [(k, count(v)) for k, v in h["join"].items()],
         "late_share": "no clicks yet" if late is None else f"{pct(late, 1)} of clicks",
+        "throttled": count(h.get("throttled", 0)),
     }
 
 

@@ -30,7 +30,8 @@ The raw input (written by the data plane) is:
                             "artworks": {artwork_id: {"impressions": int, "clicks": int}}}},
      "series": [{"minute": epoch_minute, "variant": str, "artwork": str, "impressions": int, "clicks": int}],
      "join": {"pending", "clicked", "defaulted", "late", "duplicate", "unknown", "lost": int},
-     "learner": {"lag": int, "snapshot_age_s": float | None, "versions": {variant: int}},
+     "learner": {"lag": int, "snapshot_age_s": float | None, "versions": {variant: int},
+                 "throttled": int},   # rewarded events over a viewer's cap, not learned
      # optional:
      "name": str,                                  # display name from the catalog
      "artwork_meta": {artwork_id: {"image_url": str | None}},   # catalog order is kept
@@ -404,6 +405,12 @@ def _health(raw: Mapping[str, Any], impressions: int) -> dict[str, Any]:
             f"{join['lost']} impression(s) expired while still pending and were never learned: "
             "no expiry sweep ran for longer than attribution window + retention"
         )
+    throttled = int(learner.get("throttled", 0))
+    if throttled > 0:
+        warnings.append(
+            f"{throttled} rewarded event(s) were over their viewer's cap (viewer_reward_cap) and not "
+            "learned: a backend may be flooding viewers with clicks or rewards"
+        )
     late_share = _ratio(join["late"], join["clicked"] + join["late"])
     if late_share is not None and late_share > MAX_LATE_CLICK_SHARE:
         warnings.append(
@@ -412,7 +419,8 @@ def _health(raw: Mapping[str, Any], impressions: int) -> dict[str, Any]:
         )
     return {
         "lag": lag, "snapshot_age_s": age, "versions": dict(learner.get("versions") or {}),
-        "join": join, "late_click_share": late_share, "ok": not warnings, "warnings": warnings,
+        "throttled": throttled, "join": join, "late_click_share": late_share, "ok": not warnings,
+        "warnings": warnings,
     }
 
 

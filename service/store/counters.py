@@ -69,7 +69,8 @@ def raw_title_stats(
 
 def learner_health(r: redis.Redis, now: float | None = None) -> dict[str, dict[str, Any]]:
     """Per catalog title: {"lag": events not yet in a snapshot, "snapshot_age_s": seconds since the last
-    publication (None: never), "versions": {variant: published version}}. Two round trips in all."""
+    publication (None: never), "versions": {variant: published version}, "throttled": events over their
+    viewer's cap, consumed and not learned, as of the snapshot}. Two round trips in all."""
     now = time.time() if now is None else now
     titles = catalog.title_ids(r)
     return dict(zip(titles, _learner_many(r, titles, now), strict=True))
@@ -90,10 +91,11 @@ def _learner_many(r: redis.Redis, titles: list[str], now: float) -> list[dict[st
         names = [f.decode() for f in fields]
         variants.append([f[len(_VERSION) :] for f in names if f.startswith(_VERSION)])
         pipe.hmget(
-            keys.snapshot(title_id), ["consumed", "published_at", *(_VERSION + v for v in variants[-1])]
+            keys.snapshot(title_id),
+            ["consumed", "published_at", "throttled", *(_VERSION + v for v in variants[-1])],
         )
     out = []
-    for labelled, names, (consumed, published_at, *versions) in zip(
+    for labelled, names, (consumed, published_at, throttled, *versions) in zip(
         first[0::2], variants, pipe.execute(), strict=True
     ):
         out.append(
@@ -101,6 +103,7 @@ def _learner_many(r: redis.Redis, titles: list[str], now: float) -> list[dict[st
                 "lag": max(0, _int(labelled) - _int(consumed)),
                 "snapshot_age_s": None if published_at is None else max(0.0, now - float(published_at)),
                 "versions": {v: _int(x) for v, x in zip(names, versions, strict=True)},
+                "throttled": _int(throttled),
             }
         )
     return out

@@ -9,7 +9,8 @@ Service JSON (DSJSON) log needs, under these names:
 
 A labelled event (one entry of `keys.labelled_stream`) has the fields `id` (impression id), `r` (reward,
 "1" or "0"), `at` (labelled_at, epoch s as text) and `ev`, a small JSON object the join copies verbatim
-from the impression: variant, artwork, context, propensity, decided_at, model_version.
+from the impression: variant, artwork, context, propensity, decided_at, model_version, user (the viewer,
+for the learner's per-viewer cap; absent in events labelled before it was added).
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class LabelledEvent:
     decided_at: float
     labelled_at: float
     model_version: int = 0
+    user_id: str = ""  # the viewer ("" when the label payload did not carry it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +96,7 @@ class DecisionRecord:
                 "propensity": self.propensity,
                 "decided_at": self.decided_at,
                 "model_version": self.model_version,
+                "user": self.user_id,  # the learner's per-viewer cap (service.learning.throttle)
             }
         )
 
@@ -152,6 +155,7 @@ def parse_labelled(title_id: str, fields: Mapping[bytes, bytes]) -> LabelledEven
             decided_at=float(ev["decided_at"]),
             labelled_at=float(fields[b"at"]),
             model_version=int(ev["model_version"]),
+            user_id=str(ev.get("user", "")),
         )
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"malformed labelled event: {exc!r}") from exc

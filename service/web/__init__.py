@@ -4,6 +4,7 @@
 - `encoding`  orjson as Flask's JSON provider
 - `handlers`  `{"error", "message"}` for every failure, request timing
 - `hot`       WSGI middleware serving POST /impression and /click without Flask's per-request work
+- `data_plane` the declared set of deciding and rewarding routes and their client-key check
 - one blueprint per resource: `impressions`, `clicks`, `titles`, `stats`, `health`, `metrics`,
   `openapi`, `dashboard`; `schemas` (pydantic request/response models), `auth` (keys, tokens)
 
@@ -15,11 +16,23 @@ from __future__ import annotations
 
 from flask import Flask
 
-from service.web import clicks, dashboard, handlers, health, impressions, metrics, openapi, stats, titles
+from service.web import (
+    clicks,
+    dashboard,
+    data_plane,
+    handlers,
+    health,
+    impressions,
+    metrics,
+    openapi,
+    stats,
+    titles,
+)
 
 
 def register_api(app: Flask) -> None:
-    """Blueprints, error handlers and request timing."""
+    """Blueprints, error handlers, request timing and the data plane's key check."""
     for module in (impressions, clicks, titles, stats, health, metrics, openapi, dashboard):
         app.register_blueprint(module.bp)
     handlers.install(app)
+    data_plane.install(app)  # after the request timer: refused requests are timed too

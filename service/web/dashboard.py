@@ -68,7 +68,7 @@ def _require_viewer() -> None:
     if request.endpoint == "dashboard.static":
         return
     settings = _source().settings
-    require_viewer(request.headers, request.args.get("token"), settings.dashboard_token, settings.api_key)
+    require_viewer(request.headers, request.args.get("token"), settings.dashboard_token, settings.admin_keys)
 
 
 @bp.after_request

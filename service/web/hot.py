@@ -6,6 +6,8 @@ middleware in front of the Flask app that serves the two routes every viewer hit
 same code (`impressions.answer`, `clicks.answer`), the same JSON errors and the same metrics as the
 Flask views; everything else, and every request it is not sure about, goes to Flask untouched:
 
+- with client keys configured, the key is checked first (`service.web.data_plane.check`, the same check
+  as Flask's), before anything else is looked at or read: 401/403 come from here;
 - only `POST` with exactly `/impression` or `/click`, a JSON content type and a Content-Length within
   the body limit is served here; wrong method, other content types, chunked or oversized bodies go to
   Flask before anything is read, so 405/413/415 come from the one place that defines them;
@@ -32,7 +34,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.errors import ArtbanditError, StoreUnavailable
-from service.web import clicks, impressions
+from service.web import clicks, data_plane, impressions
 from service.web.encoding import FastJSONProvider
 from service.web.handlers import INTERNAL_ERROR_MESSAGE, domain_error_headers
 from service.web.parsing import describe_validation
@@ -74,21 +76,40 @@ class HotPath:
         if not isinstance(app.json, FastJSONProvider):  # both paths must encode alike
             raise TypeError("HotPath needs the app's FastJSONProvider (create_app installs it first)")
         self._encode = app.json.encode
+        self._client_keys = self._ext.settings.client_keys
+        unkeyed = set(_ROUTES) - data_plane.ROUTES  # every route served here is keyed like Flask's
+        if unkeyed:
+            raise TypeError(f"hot routes outside service.web.data_plane.ROUTES: {sorted(unkeyed)}")
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         route = environ.get("PATH_INFO", "")
         answer = _ROUTES.get(route)
         if answer is None or environ.get("REQUEST_METHOD") != "POST":
             return self.flask(environ, start_response)
+        started = time.perf_counter()
+        if self._client_keys:
+            try:
+                data_plane.check(environ.get("HTTP_AUTHORIZATION"), self._client_keys)
+            except ArtbanditError as exc:
+                return self._respond(route, *self._domain(exc), started, start_response)
         length_text = environ.get("CONTENT_LENGTH") or ""
         if not length_text.isdigit() or not is_json_type(environ.get("CONTENT_TYPE") or ""):
             return self.flask(environ, start_response)
         length = int(length_text)
         if self._limit is not None and length > self._limit:
             return self.flask(environ, start_response)
-        started = time.perf_counter()
         body = environ["wsgi.input"].read(length)
-        status, payload, headers = self._answer(answer, body, environ)
+        return self._respond(route, *self._answer(answer, body, environ), started, start_response)
+
+    def _respond(
+        self,
+        route: str,
+        status: int,
+        payload: dict[str, Any],
+        headers: list[tuple[str, str]],
+        started: float,
+        start_response: Callable[..., Any],
+    ) -> list[bytes]:
         out = self._encode(payload)
         start_response(
             _STATUS_LINES.get(status, str(status)),

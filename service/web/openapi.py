@@ -15,6 +15,7 @@ from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from service.catalog import TitleConfig
+from service.web.parsing import service
 from service.web.schemas import (
     ClickRequest,
     ClickResponse,
@@ -29,8 +30,8 @@ bp = Blueprint("openapi", __name__)
 REF = "#/components/schemas/{model}"
 ERRORS = {
     400: "invalid input: malformed JSON, a wrong type, an unknown or non-finite feature (message says which)",
-    401: "no API key sent (or the admin API is disabled)",
-    403: "wrong API key",
+    401: "no key sent, or not as 'Bearer <key>' (or the admin API is disabled)",
+    403: "wrong key",
     404: "unknown title, impression or route",
     405: "method not allowed on this route",
     410: "click after the attribution window: counted as late, not learned",
@@ -79,8 +80,12 @@ def _title_id_param() -> dict[str, Any]:
     return {"name": "title_id", "in": "path", "required": True, "schema": {"type": "string"}}
 
 
-def build_openapi() -> dict[str, Any]:
+def build_openapi(keyed: bool = False) -> dict[str, Any]:
+    """The document; `keyed`: the data plane needs client keys (Settings.client_keys is not empty), so
+    its operations declare the `clientKey` scheme and answer 401/403."""
     admin: list[dict[str, list[str]]] = [{"apiKey": []}]
+    client: dict[str, Any] = {"security": [{"clientKey": []}]} if keyed else {}
+    auth: tuple[int, ...] = (401, 403) if keyed else ()
     title_list = {
         "type": "object",
         "properties": {
@@ -97,19 +102,19 @@ def build_openapi() -> dict[str, Any]:
     paths: dict[str, Any] = {
         "/impression": {"post": {
             "summary": "Choose the artwork a viewer sees for a title (and log the decision)",
-            "operationId": "impression",
+            "operationId": "impression", **client,
             "requestBody": {"required": True, **_json(_ref("ImpressionRequest"))},
             "responses": _responses(
-                _ref("ImpressionResponse"), "the chosen artwork", 400, 404, 413, 415, 503
+                _ref("ImpressionResponse"), "the chosen artwork", 400, *auth, 404, 413, 415, 503
             ),
         }},
         "/click": {"post": {
             "summary": "Report a click on an impression's artwork",
-            "operationId": "click",
+            "operationId": "click", **client,
             "requestBody": {"required": True, **_json(_ref("ClickRequest"))},
             "responses": _responses(
                 _ref("ClickResponse"), "recorded (first click in the window) or duplicate",
-                400, 404, 410, 413, 415, 503,
+                400, *auth, 404, 410, 413, 415, 503,
             ),
         }},
         "/titles": {"get": {
@@ -171,7 +176,16 @@ def build_openapi() -> dict[str, Any]:
         "components": {
             "schemas": _components(),
             "securitySchemes": {
-                "apiKey": {"type": "http", "scheme": "bearer", "description": "ARTBANDIT_API_KEY"}
+                "apiKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "an admin key: ARTBANDIT_API_KEY or one of ARTBANDIT_API_KEYS",
+                },
+                "clientKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "a data-plane key, one of ARTBANDIT_CLIENT_KEYS (when set)",
+                },
             },
         },
     }
@@ -186,4 +200,4 @@ def _version() -> str:
 
 @bp.get("/openapi.json")
 def openapi() -> Response:
-    return jsonify(build_openapi())
+    return jsonify(build_openapi(keyed=bool(service().settings.client_keys)))

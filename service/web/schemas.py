@@ -68,3 +68,5 @@ class TitleDeleted(BaseModel):
 class Health(BaseModel):
     status: Literal["ok", "unavailable"]
     detail: str | None = None
+    # /readyz: "keyed" when the data plane needs client keys, "open" when anyone who reaches it may call
+    data_plane: Literal["keyed", "open"] | None = None

@@ -21,7 +21,7 @@ bp = Blueprint("stats", __name__)
 def title_stats(title_id: str) -> Response:
     ext = service()
     require_viewer(
-        request.headers, request.args.get("token"), ext.settings.dashboard_token, ext.settings.api_key
+        request.headers, request.args.get("token"), ext.settings.dashboard_token, ext.settings.admin_keys
     )
     doc = ext.stats_for(title_id)
     if doc is None:

@@ -29,7 +29,7 @@ JSON_OBJECT: TypeAdapter[dict[str, Any]] = TypeAdapter(dict[str, Any])
 
 @bp.before_request
 def _admin_only() -> None:
-    require_api_key(request.headers, service().settings.api_key)
+    require_api_key(request.headers, service().settings.admin_keys)
 
 
 def title_json(cfg: TitleConfig) -> dict[str, Any]:

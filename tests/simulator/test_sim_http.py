@@ -6,6 +6,7 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -17,9 +18,10 @@ from service.app import create_app
 from service.config import Settings
 from service.devstack.redis_server import PrivateRedis, free_port
 from service.learning.learner import Learner
-from service.store import keys
+from service.store import catalog, keys
 from simulator.cli import main
 from simulator.config import WorldConfig
+from simulator.demo import DemoTraffic, ViewerModel
 from simulator.export import export_from_redis
 from simulator.http_driver import HttpSettings, run_http
 from simulator.inprocess import RunSettings, run_inprocess
@@ -80,6 +82,31 @@ def test_http_driver_runs_against_the_real_service(service_url: str, redis: redi
     local = run_inprocess(world, "uniform", {}, RunSettings(impressions=300, buckets=5, seed=2))
     assert set(result.summary) == set(local.summary)
     assert result.summary["oracle_ctr"] == pytest.approx(local.summary["oracle_ctr"], abs=1e-12)
+
+
+def test_http_driver_and_demo_traffic_send_the_client_key(
+    redis_server: PrivateRedis, redis: redis_lib.Redis
+) -> None:
+    """A service with client keys: the drivers get through with the key, and only with it."""
+    world = World.generate(WORLD)
+    with serving(redis_server.url, client_keys="sim-client-key") as url:
+        keyed = HttpSettings(
+            base_url=url, impressions=40, concurrency=4, time_scale=0.01, api_key=API_KEY, seed=2,
+            client_key="sim-client-key",
+        )  # fmt: skip
+        extra = run_http(world, "linucb", {}, keyed).extra
+        assert extra["answered"] == 40 and not [k for k in extra if "error" in k or "http_" in k], extra
+        unkeyed = run_http(world, "linucb", {}, replace(keyed, client_key=None)).extra
+        assert unkeyed.get("answered", 0) == 0, unkeyed
+
+        model = ViewerModel.from_catalog(catalog.list_titles(redis))
+        demo = DemoTraffic(url, model, rate=200.0, threads=2, client_key="sim-client-key").start()
+        deadline = time.monotonic() + 20
+        while demo.counters.snapshot()["impressions"] < 20 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        demo.stop()
+        counts = demo.counters.snapshot()
+        assert counts["impressions"] >= 20 and counts["errors"] == 0, counts
 
 
 def test_http_driver_refuses_without_admin_key(service_url: str) -> None:

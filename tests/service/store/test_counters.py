@@ -87,7 +87,7 @@ def test_raw_title_stats_shape_and_attribution(redis: redis_lib.Redis, settings:
         "unknown": 1,
         "lost": 0,
     }
-    assert raw["learner"] == {"lag": 2, "snapshot_age_s": None, "versions": {}}
+    assert raw["learner"] == {"lag": 2, "snapshot_age_s": None, "versions": {}, "throttled": 0}
     # the series covers the `minutes` minutes up to `now`
     assert counters.raw_title_stats(redis, "t1", now=T0 + 60, minutes=1)["series"] == []
     assert len(counters.raw_title_stats(redis, "t1", now=T0 + 60, minutes=2)["series"]) == 1

@@ -53,7 +53,7 @@ def samples(client: FlaskClient) -> dict[tuple[str, tuple[tuple[str, str], ...]]
 
 def test_health_and_readiness(client: FlaskClient) -> None:
     assert client.get("/healthz").get_json() == {"status": "ok"}
-    assert client.get("/readyz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ok", "data_plane": "open"}
 
 
 def test_metrics_count_requests_impressions_clicks_and_join(client: FlaskClient) -> None:
