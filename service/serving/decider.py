@@ -25,6 +25,7 @@ from service.join.redis_join import RedisJoin
 from service.serving.experiments import assign_variant
 from service.serving.model_cache import ModelCache
 from service.store import keys
+from service.store.clients import Client
 from service.store.records import DecisionRecord
 
 log = logging.getLogger(__name__)
@@ -51,7 +52,7 @@ class _Experiment:
 
 
 class Decider:
-    def __init__(self, r: redis.Redis, cache: ModelCache, settings: Settings) -> None:
+    def __init__(self, r: Client, cache: ModelCache, settings: Settings) -> None:
         self.cache = cache
         self.breaker = cache.breaker
         self.join = RedisJoin(r, settings, breaker=cache.breaker)

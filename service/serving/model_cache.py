@@ -19,14 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-
 from policies import Policy, load_policy
 from service.catalog import TitleConfig, build_policy, fit_arms, reseed, spec_fingerprint
 from service.config import Settings
 from service.errors import StoreUnavailable
 from service.store import catalog, keys
-from service.store.clients import UNAVAILABLE, CircuitBreaker
+from service.store.clients import UNAVAILABLE, CircuitBreaker, Client
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ class _Model:
 class ModelCache:
     def __init__(
         self,
-        r: redis.Redis,
+        r: Client,
         settings: Settings,
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.monotonic,

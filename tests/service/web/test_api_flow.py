@@ -180,3 +180,14 @@ def test_stats_token_when_configured(redis: Any, redis_server: PrivateRedis) -> 
     assert client.get("/stats/two-tastes?token=viewer").status_code == 200
     assert client.get("/stats/two-tastes", headers={"Authorization": "Bearer viewer"}).status_code == 200
     assert client.get("/stats/two-tastes", headers=ADMIN).status_code == 200
+
+
+# Every test here runs on one Redis and on a 3-master Redis Cluster (tests/conftest.py).
+@pytest.fixture()
+def redis_server(store_server: Any) -> Any:
+    return store_server
+
+
+@pytest.fixture()
+def redis(store: Any) -> Any:
+    return store
