@@ -23,7 +23,7 @@ from service.config import Settings
 from service.errors import StoreUnavailable
 from service.join.rule import ClickOutcome
 from service.store import keys
-from service.store.clients import UNAVAILABLE, CircuitBreaker, Client, load_script
+from service.store.clients import UNAVAILABLE, CircuitBreaker, Client, load_script, trips_breaker
 from service.store.cluster_scripts import ClusterScriptRunner
 from service.store.records import DecisionRecord
 from service.store.scripts import ScriptCall, ScriptRunner
@@ -158,7 +158,8 @@ class RedisJoin:
                 self.r.incr(keys.unknown_clicks())
                 return ClickOutcome.UNKNOWN
         except UNAVAILABLE as exc:
-            self.breaker.failed()
+            if trips_breaker(self.r):
+                self.breaker.failed()
             log.warning("click not recorded, Redis unavailable: %s", exc)
             raise StoreUnavailable() from exc
         return ClickOutcome(outcome.decode())

@@ -25,7 +25,7 @@ from service.join.redis_join import RedisJoin
 from service.serving.experiments import assign_variant
 from service.serving.model_cache import ModelCache
 from service.store import keys
-from service.store.clients import Client
+from service.store.clients import Client, trips_breaker
 from service.store.records import DecisionRecord
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,8 @@ class Decider:
         try:
             self.join.impress(record, ref)
         except redis.RedisError as exc:
-            self.breaker.failed()
+            if trips_breaker(self.join.r):
+                self.breaker.failed()
             log.warning("impression of %r not logged, serving the default artwork: %r", title_id, exc)
             return self._fallback(cfg, variant, policy_name, version)
         return ImpressionResult(

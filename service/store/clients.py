@@ -71,6 +71,17 @@ def is_cluster(r: Client) -> bool:
     return bool(int(info.get("cluster_enabled", 0)))
 
 
+class ShardUnavailable(redis.ConnectionError):
+    """One node of a cluster failed a call just now (or a moment ago): its titles degrade, not the rest."""
+
+
+def trips_breaker(r: Client) -> bool:
+    """Whether a Redis failure should open a worker's breaker (skip Redis for every title a moment). On
+    one Redis it should. On a cluster, no: the other shards still serve their titles, and calls to a
+    failed shard fail fast by themselves (`ClusterScriptRunner` keeps a breaker per node)."""
+    return not isinstance(r, RedisCluster)
+
+
 def load_script(r: Client, name: str) -> Script:
     """Register `service/store/lua/<name>.lua` on the client. Calls go by EVALSHA; after a Redis restart the
     first call meets NOSCRIPT and redis-py loads the script again by itself."""

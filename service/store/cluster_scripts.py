@@ -9,8 +9,9 @@ into one round trip across a worker's threads, exactly as on one Redis.
   from the reply (`nodes_manager.move_slot`) and the call is sent once more to the new owner. A script
   that answered MOVED never ran, so this cannot apply it twice.
 - ASK (the slot is migrating): the call is sent once to the importing node after ASKING.
-- A connection error or timeout fails the call (the request degrades, as on one Redis) and asks
-  redis-py for a slot-map refresh; a refresh is run by the next call at most once per
+- A connection error or timeout fails the call (its request degrades, as on one Redis), opens that
+  node's own breaker — for a cooldown, calls to that node fail at once with `ShardUnavailable` while
+  the other shards serve on — and asks for a slot-map refresh, run by the next call at most once per
   `REFRESH_INTERVAL`, so the calls after a master's replica is promoted go to the new master.
 - `run_many` groups calls by node and sends each group as one batch, the groups in parallel: a page of
   titles costs one round trip per shard it touches, not one per title.
@@ -29,7 +30,7 @@ from redis.cluster import ClusterNode, RedisCluster
 from redis.commands.core import Script
 from redis.exceptions import AskError, MovedError
 
-from service.store.clients import UNAVAILABLE
+from service.store.clients import UNAVAILABLE, CircuitBreaker, ShardUnavailable
 from service.store.scripts import Arg, ScriptCall, ScriptRunner
 
 REFRESH_INTERVAL = 0.25  # seconds between slot-map refreshes after errors
@@ -43,6 +44,7 @@ class ClusterScriptRunner:
         self._r = r
         self._lock = threading.Lock()
         self._runners: dict[str, ScriptRunner] = {}
+        self._breakers: dict[str, CircuitBreaker] = {}  # per node name
         self._stale = False  # a node failed: refresh the slot map before the next call
         self._refreshed_at = 0.0
         self._pool: ThreadPoolExecutor | None = None
@@ -106,10 +108,22 @@ class ClusterScriptRunner:
         self, calls: list[ScriptCall], groups: dict[str, tuple[ClusterNode, list[int]]], results: list[Any]
     ) -> None:
         def send(node: ClusterNode, indexes: list[int]) -> None:
-            try:
-                replies = self._runner(node).run_many([calls[i] for i in indexes])
-            except Exception as exc:  # the whole group failed (e.g. no reply in time): each call gets it
-                replies = [exc] * len(indexes)
+            breaker = self._breaker(node)
+            replies: list[Any]
+            if not breaker.available():
+                replies = [ShardUnavailable(f"{node.name} failed a moment ago")] * len(indexes)
+            else:
+                try:
+                    replies = self._runner(node).run_many([calls[i] for i in indexes])
+                except Exception as exc:  # the whole group failed (e.g. no reply in time): each call
+                    replies = [exc] * len(indexes)
+                down = next((r for r in replies if isinstance(r, UNAVAILABLE)), None)
+                if down is not None:
+                    breaker.failed()
+                    replies = [
+                        ShardUnavailable(f"{node.name}: {r}") if isinstance(r, UNAVAILABLE) else r
+                        for r in replies
+                    ]
             for i, reply in zip(indexes, replies, strict=True):
                 results[i] = reply
 
@@ -143,6 +157,13 @@ class ClusterScriptRunner:
                 client = node.redis_connection or self._r.get_redis_connection(node)
                 runner = self._runners[node.name] = ScriptRunner(client)
             return runner
+
+    def _breaker(self, node: ClusterNode) -> CircuitBreaker:
+        with self._lock:
+            breaker = self._breakers.get(node.name)
+            if breaker is None:
+                breaker = self._breakers[node.name] = CircuitBreaker()
+            return breaker
 
     def _asking(self, error: AskError, call: ScriptCall) -> Any:
         """Send one call to the node importing its slot, after ASKING, on one connection."""
