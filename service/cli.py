@@ -93,6 +93,20 @@ def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:
     )
     run.add_argument("--no-demo", action="store_true", help="do not generate demo traffic")
     run.add_argument(
+        "--cluster", action="store_true",
+        help="run on a private local Redis Cluster (3 masters + 3 replicas, started afresh) instead of one "
+        "Redis, unless ARTBANDIT_REDIS_URL is set",
+    )  # fmt: skip
+    run.add_argument(
+        "--cluster-port", type=int, default=0, metavar="PORT",
+        help="with --cluster: the first node's port, the other five follow (their bus ports are +10000); "
+        "default: free ports",
+    )  # fmt: skip
+    run.add_argument(
+        "--learners", type=int, default=1,
+        help="learner processes; several share the titles by lease (default: %(default)s)",
+    )  # fmt: skip
+    run.add_argument(
         "--window", type=float, default=10.0,
         help="attribution window in seconds, unless ARTBANDIT_ATTRIBUTION_WINDOW is set (default: "
         "%(default)s, short so the demo's non-clicks are labelled quickly; production default: 1800)",

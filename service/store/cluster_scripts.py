@@ -19,6 +19,7 @@ into one round trip across a worker's threads, exactly as on one Redis.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ from redis.exceptions import AskError, MovedError
 
 from service.store.clients import UNAVAILABLE, CircuitBreaker, ShardUnavailable
 from service.store.scripts import Arg, ScriptCall, ScriptRunner
+
+log = logging.getLogger(__name__)
 
 REFRESH_INTERVAL = 0.25  # seconds between slot-map refreshes after errors
 MAX_REDIRECTS = 3  # MOVED answers followed for one call before giving up
@@ -120,6 +123,9 @@ class ClusterScriptRunner:
                 down = next((r for r in replies if isinstance(r, UNAVAILABLE)), None)
                 if down is not None:
                     breaker.failed()
+                    log.warning(
+                        "shard %s failed (%s): its titles degrade for %g s", node.name, down, breaker.cooldown
+                    )
                     replies = [
                         ShardUnavailable(f"{node.name}: {r}") if isinstance(r, UNAVAILABLE) else r
                         for r in replies
