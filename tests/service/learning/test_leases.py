@@ -75,7 +75,7 @@ def test_a_dead_learners_titles_are_taken_over_within_the_ttl(store: Any) -> Non
     taken_after = time.monotonic() - died
     assert b.held == set(titles)
     # within TTL + one tick, plus scheduling slack on a loaded machine
-    assert taken_after < ttl + 2 * b.tick_interval + 0.5
+    assert taken_after < ttl + 2 * b.tick_interval + 1.0
 
 
 def test_release_publishes_first_and_a_clean_exit_leaves_the_roll_call(store: Any) -> None:
