@@ -48,6 +48,7 @@ class ClusterScriptRunner:
         self._lock = threading.Lock()
         self._runners: dict[str, ScriptRunner] = {}
         self._breakers: dict[str, CircuitBreaker] = {}  # per node name
+        self._refreshing = threading.Lock()  # one refresh at a time; calls meanwhile use the old map
         self._stale = False  # a node failed: refresh the slot map before the next call
         self._refreshed_at = 0.0
         self._pool: ThreadPoolExecutor | None = None
@@ -195,7 +196,7 @@ class ClusterScriptRunner:
         now = time.monotonic()
         if not self._stale or now - self._refreshed_at < REFRESH_INTERVAL:
             return
-        if not self._lock.acquire(blocking=False):
+        if not self._refreshing.acquire(blocking=False):
             return
         try:
             self._refreshed_at = now
@@ -207,10 +208,10 @@ class ClusterScriptRunner:
                 self._stale = True  # no node answered: try again later
             # runners of nodes that left the map are dropped; their connections closed
             names = {n.name for n in self._r.get_nodes()}
-            gone = [name for name in self._runners if name not in names]
-            stale = [self._runners.pop(name) for name in gone]
+            with self._lock:
+                stale = [self._runners.pop(name) for name in list(self._runners) if name not in names]
         finally:
-            self._lock.release()
+            self._refreshing.release()
         for runner in stale:
             runner.close()
 
