@@ -141,7 +141,7 @@ def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:
     )  # fmt: skip
     learn.add_argument(
         "--lease-ttl", type=float, default=6.0, metavar="SECONDS",
-        help="title lease TTL: a dead learner's titles are taken over within it plus a third of it "
+        help="title lease TTL: a dead learner's titles are taken over within it plus half a second "
         "(default: %(default)s)",
     )  # fmt: skip
     learn.set_defaults(func=cmd_learn)

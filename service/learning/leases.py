@@ -1,6 +1,6 @@
 """Title leases: learners started without `--title` share the catalog's titles among themselves.
 
-Every `TICK` (a third of the TTL) a learner
+Every tick (half a second, or a third of the TTL if that is shorter) a learner
 - answers the roll call (`rollcall.lua`: a zset of learner ids with deadlines on the Redis clock), which
   tells it how many learners are alive, n;
 - renews the leases it holds (`lease_renew.lua`, a check-and-set on `ab:{t}:lease`); a lease it no
@@ -11,7 +11,7 @@ Every `TICK` (a third of the TTL) a learner
   `SET lease id NX PX ttl`.
 
 A learner that dies stops renewing: its leases expire within the TTL, its roll-call entry too, and the
-others take its titles at their next tick — within TTL + TICK of its death. Two learners can still
+others take its titles at their next tick — within TTL + one tick of its death. Two learners can still
 both believe they own a title for a moment (a learner paused longer than its TTL resumes before its
 next renewal); the snapshot's position check (publish.lua) then refuses the second publication, so no
 event is applied twice. Leases only keep that moment rare and the load even.
@@ -31,8 +31,11 @@ from service.store.clients import Client, load_script, run_pipelined
 
 log = logging.getLogger(__name__)
 
-LEASE_TTL = 6.0  # seconds; a dead learner's titles are taken over within LEASE_TTL + TICK (8 s)
-TICK_FRACTION = 1 / 3  # renewals per TTL: two renewals may fail before a lease lapses
+LEASE_TTL = 6.0  # seconds; a dead learner's titles are taken over within LEASE_TTL + one tick (6.5 s)
+# A tick is a few round trips (roll call, renewals, a look for free titles), so it can be frequent: the
+# takeover waits for the TTL plus at most one tick. At least three renewals fall within a TTL.
+MAX_TICK = 0.5
+TICK_FRACTION = 1 / 3
 
 
 def learner_id() -> str:
@@ -71,7 +74,7 @@ class Leases:
 
     @property
     def tick_interval(self) -> float:
-        return self.ttl * TICK_FRACTION
+        return min(MAX_TICK, self.ttl * TICK_FRACTION)
 
     def due(self) -> bool:
         return self._clock() >= self._next
