@@ -37,6 +37,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_learn(args: argparse.Namespace) -> int:
     from service.config import Settings
     from service.learning.learner import Learner
+    from service.learning.leases import Leases
     from service.store.catalog import seed_configured_catalog
     from service.store.clients import make_redis, redact_url
 
@@ -46,7 +47,9 @@ def cmd_learn(args: argparse.Namespace) -> int:
     stop_on_signals(stop)
     r = make_redis(settings, for_api=False)
     log.info("learner started on %s", redact_url(settings.redis_url))
-    learner = Learner(r, settings, titles=args.titles)
+    # fixed titles with --title; else the titles are shared with the other learners by lease
+    leases = None if args.titles else Leases(r, ttl=args.lease_ttl)
+    learner = Learner(r, settings, titles=args.titles, leases=leases)
     try:
         learner.run(stop)
     finally:
@@ -90,6 +93,20 @@ def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:
     )
     run.add_argument("--no-demo", action="store_true", help="do not generate demo traffic")
     run.add_argument(
+        "--cluster", action="store_true",
+        help="run on a private local Redis Cluster (3 masters + 3 replicas, started afresh) instead of one "
+        "Redis, unless ARTBANDIT_REDIS_URL is set",
+    )  # fmt: skip
+    run.add_argument(
+        "--cluster-port", type=int, default=0, metavar="PORT",
+        help="with --cluster: the first node's port, the other five follow (their bus ports are +10000); "
+        "default: free ports",
+    )  # fmt: skip
+    run.add_argument(
+        "--learners", type=int, default=1,
+        help="learner processes; several share the titles by lease (default: %(default)s)",
+    )  # fmt: skip
+    run.add_argument(
         "--window", type=float, default=10.0,
         help="attribution window in seconds, unless ARTBANDIT_ATTRIBUTION_WINDOW is set (default: "
         "%(default)s, short so the demo's non-clicks are labelled quickly; production default: 1800)",
@@ -119,7 +136,13 @@ def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:
     )
     learn.add_argument(
         "--title", action="append", dest="titles", metavar="TITLE_ID",
-        help="own only this title (repeatable), to split titles between learners; default: every title",
+        help="own only this title (repeatable); default: share the catalog's titles with the other "
+        "learners by lease",
+    )  # fmt: skip
+    learn.add_argument(
+        "--lease-ttl", type=float, default=6.0, metavar="SECONDS",
+        help="title lease TTL: a dead learner's titles are taken over within it plus half a second "
+        "(default: %(default)s)",
     )  # fmt: skip
     learn.set_defaults(func=cmd_learn)
 

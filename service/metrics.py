@@ -18,7 +18,6 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
-import redis
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector
@@ -27,6 +26,7 @@ from redis.exceptions import RedisError
 
 from service.errors import ArtbanditError
 from service.store import counters, keys
+from service.store.clients import Client
 from service.store.counters import JOIN_OUTCOMES
 
 log = logging.getLogger(__name__)
@@ -191,7 +191,7 @@ class StoreCollector(Collector):
         yield from (lag, age, versions, throttled, pending, join)
 
 
-def read_store_health(r: redis.Redis) -> dict[str, dict[str, Any]]:
+def read_store_health(r: Client) -> dict[str, dict[str, Any]]:
     """`counters.learner_health(r)` plus each title's join counters and pending count."""
     health = counters.learner_health(r)
     titles = sorted(health)

@@ -14,7 +14,6 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from redis import Redis
 from redis.exceptions import RedisError
 
 from service.catalog import TitleConfig
@@ -27,7 +26,7 @@ from service.reporting.offpolicy import OffPolicyPanel
 from service.serving.decider import Decider
 from service.serving.model_cache import ModelCache
 from service.store import catalog, counters
-from service.store.clients import make_redis
+from service.store.clients import Client, make_redis
 
 log = logging.getLogger(__name__)
 EXTENSION = "artbandit"
@@ -38,8 +37,8 @@ class _ProcessState:
     """Everything bound to Redis connections, owned by one process."""
 
     pid: int
-    redis: Redis  # short timeouts: the request path
-    admin_redis: Redis  # ordinary timeouts: admin, stats, metrics
+    redis: Client  # short timeouts: the request path
+    admin_redis: Client  # ordinary timeouts: admin, stats, metrics
     cache: ModelCache
     decider: Decider
     join: RedisJoin
@@ -86,11 +85,11 @@ class Artbandit:
         return state
 
     @property
-    def redis(self) -> Redis:
+    def redis(self) -> Client:
         return self._process().redis
 
     @property
-    def admin_redis(self) -> Redis:
+    def admin_redis(self) -> Client:
         return self._process().admin_redis
 
     @property

@@ -72,11 +72,10 @@ def write_records(records: Sequence[dict[str, Any]], out: str | Path) -> int:
 
 def export_from_redis(redis_url: str, out: str | Path, titles: Sequence[str] | None = None) -> int:
     """Write every title's (or `titles`') decisions with outcomes to `out`; returns how many."""
-    import redis
-
     from service.store import catalog
+    from service.store.clients import connect
 
-    r = redis.Redis.from_url(redis_url)
+    r = connect(redis_url)  # one Redis or a cluster, whichever the URL names
     try:
         chosen = list(titles) if titles else catalog.title_ids(r)
         records: list[dict[str, Any]] = []

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.catalog import TitleConfig, load_catalog
 from service.config import Settings
+from service.devstack.redis_cluster import PrivateCluster
 from service.devstack.redis_server import PrivateRedis
 from service.gunicorn_conf import gunicorn_command
 from service.shutdown import stop_on_signals
@@ -75,12 +76,16 @@ class LocalStack:
     rate: float = 30.0
     demo: bool = True
     window: float = 10.0
+    cluster: bool = False  # a private 3-master + 3-replica Redis Cluster instead of one Redis
+    learners: int = 1
+    cluster_port: int = 0  # first node's port (the others follow; bus ports +10000); 0: free ports
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LocalStack:
         return cls(
-            args.host, args.port, args.workers, args.data_dir, args.rate, not args.no_demo, args.window
-        )
+            args.host, args.port, args.workers, args.data_dir, args.rate, not args.no_demo, args.window,
+            getattr(args, "cluster", False), getattr(args, "learners", 1), getattr(args, "cluster_port", 0),
+        )  # fmt: skip
 
     @property
     def client_host(self) -> str:
@@ -97,11 +102,18 @@ class LocalStack:
         stop = threading.Event()
         stop_on_signals(stop)
         private: PrivateRedis | None = None
+        private_cluster: PrivateCluster | None = None
         procs: dict[str, subprocess.Popen[bytes]] = {}
         demo: DemoTraffic | None = None
         env = dict(os.environ)
         try:
-            if not env.get("ARTBANDIT_REDIS_URL"):
+            if not env.get("ARTBANDIT_REDIS_URL") and self.cluster:
+                # its nodes keep their data in temporary directories: a demo cluster starts afresh
+                private_cluster = PrivateCluster(
+                    masters=3, replicas=1, appendonly=True, base_port=self.cluster_port, new_session=True
+                )
+                env["ARTBANDIT_REDIS_URL"] = private_cluster.start().url
+            elif not env.get("ARTBANDIT_REDIS_URL"):
                 directory = Path(self.data_dir, "redis").resolve()
                 directory.mkdir(parents=True, exist_ok=True)
                 private = PrivateRedis(appendonly=True, directory=str(directory), new_session=True).start()
@@ -116,10 +128,12 @@ class LocalStack:
             api = gunicorn_command(self.host, self.port, self.workers)
             procs["API"] = subprocess.Popen(api, env=env, start_new_session=True)
             learn = [sys.executable, "-m", "service.cli", "learn"]
-            procs["learner"] = subprocess.Popen(learn, env=env, start_new_session=True)
+            for i in range(max(1, self.learners)):  # several share the titles by lease
+                name = "learner" if i == 0 else f"learner {i + 1}"
+                procs[name] = subprocess.Popen(learn, env=env, start_new_session=True)
             if not self._wait_ready(stop, procs):
                 return 0 if stop.is_set() else 1
-            self._banner(settings, generated_key, seeded, private)
+            self._banner(settings, generated_key, seeded, private, private_cluster)
             if self.demo and titles:
                 demo = self._start_demo(titles, settings.client_keys[0] if settings.client_keys else None)
             experiment = next((t.title_id for t in titles if t.experiment is not None), None)
@@ -141,6 +155,8 @@ class LocalStack:
                 _terminate(p)
             if private is not None:
                 private.stop(cleanup=False)
+            if private_cluster is not None:
+                private_cluster.stop()
 
     def _wait_ready(self, stop: threading.Event, procs: dict[str, subprocess.Popen[bytes]]) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT
@@ -160,9 +176,17 @@ class LocalStack:
         return False
 
     def _banner(
-        self, settings: Settings, generated_key: bool, seeded: int, private: PrivateRedis | None
+        self,
+        settings: Settings,
+        generated_key: bool,
+        seeded: int,
+        private: PrivateRedis | None,
+        private_cluster: PrivateCluster | None = None,
     ) -> None:
         where = f"private, AOF in {private.directory}" if private is not None else "from ARTBANDIT_REDIS_URL"
+        if private_cluster is not None:
+            ports = ", ".join(str(n.port) for n in private_cluster.nodes)
+            where = f"private Redis Cluster, 3 masters + 3 replicas on ports {ports}; data not kept"
         key_note = "generated for this run" if generated_key else "from ARTBANDIT_API_KEY"
         demo = f"{self.rate:g} impressions/s of synthetic viewers" if self.demo else "off (--no-demo)"
         lines = [

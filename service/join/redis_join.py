@@ -17,14 +17,16 @@ import logging
 import math
 
 import redis
+from redis.cluster import RedisCluster
 
 from service.config import Settings
 from service.errors import StoreUnavailable
 from service.join.rule import ClickOutcome
 from service.store import keys
-from service.store.clients import UNAVAILABLE, CircuitBreaker, load_script
+from service.store.clients import UNAVAILABLE, CircuitBreaker, Client, load_script, trips_breaker
+from service.store.cluster_scripts import ClusterScriptRunner
 from service.store.records import DecisionRecord
-from service.store.scripts import ScriptRunner
+from service.store.scripts import ScriptCall, ScriptRunner
 
 log = logging.getLogger(__name__)
 
@@ -49,8 +51,14 @@ def _segment_fields(record: DecisionRecord, segment: str | None) -> tuple[str, s
     )
 
 
+def _impress_error(record: DecisionRecord, exc: redis.ResponseError) -> Exception:
+    if "impression id already used" in str(exc):
+        return ValueError(f"impression id {record.event_id!r} was already used")
+    return exc
+
+
 class RedisJoin:
-    def __init__(self, r: redis.Redis, settings: Settings, breaker: CircuitBreaker | None = None) -> None:
+    def __init__(self, r: Client, settings: Settings, breaker: CircuitBreaker | None = None) -> None:
         self.r = r
         self.settings = settings
         self.breaker = breaker if breaker is not None else CircuitBreaker()
@@ -58,7 +66,11 @@ class RedisJoin:
         self._click = load_script(r, "click")
         self._due = load_script(r, "due")
         self._expire = load_script(r, "expire")
-        self._wire = ScriptRunner(r)  # impress and click: the two calls on the request path
+        # impress and click, the two calls on the request path: one combined connection per worker, or
+        # one per master node on a cluster
+        self._wire: ScriptRunner | ClusterScriptRunner = (
+            ClusterScriptRunner(r) if isinstance(r, RedisCluster) else ScriptRunner(r)
+        )
         self.impression_ttl = math.ceil(settings.attribution_window + settings.retention_seconds)
         self.minute_ttl = self.impression_ttl + MINUTE_COUNTER_SLACK
 
@@ -75,43 +87,65 @@ class RedisJoin:
         `ref`, its parts from `keys.new_impression`, spares parsing it again. `segment`: the viewer's taste
         segment (service/segments.py), counted with the decision and its click; None counts no segment
         (the `Decider` always gives one)."""
+        script, call_keys, args = self.impress_call(record, ref, segment)
+        try:
+            self._wire.run(script, call_keys, args)
+        except redis.ResponseError as exc:
+            raise _impress_error(record, exc) from exc
+
+    def impress_many(
+        self, records: list[tuple[DecisionRecord, keys.ImpressionRef | None, str | None]]
+    ) -> list[Exception | None]:
+        """Log several decisions (e.g. a page of titles), each `(record, ref, segment)` as `impress` takes
+        them: one batch per Redis node, the nodes in parallel. Each entry is None (logged) or the error that
+        record met (returned, not raised): a dead shard fails only its own titles."""
+        calls = [self.impress_call(record, ref, segment) for record, ref, segment in records]
+        out: list[Exception | None] = []
+        for (record, _, _), result in zip(records, self._wire.run_many(calls), strict=True):
+            if isinstance(result, redis.ResponseError):
+                out.append(_impress_error(record, result))
+            elif isinstance(result, Exception):
+                out.append(result)
+            else:
+                out.append(None)
+        return out
+
+    def impress_call(
+        self, record: DecisionRecord, ref: keys.ImpressionRef | None = None, segment: str | None = None
+    ) -> ScriptCall:
+        """The impress.lua call (script, keys, args) that logs `record`, for `impress` and batches."""
         if ref is None:
             ref = keys.parse_impression_id(record.event_id)
         if ref is None or ref.title_id != record.title_id:
             raise ValueError(f"event_id {record.event_id!r} is not an impression id of {record.title_id!r}")
         title = record.title_id
         deadline = record.decided_at + self.settings.attribution_window
-        try:
-            self._wire.run(
-                self._impress,
-                keys=[
-                    keys.decisions_stream(title),
-                    keys.impression(ref),
-                    keys.pending(title),
-                    keys.join_counters(title),
-                    keys.minute_counters(title, ref.minute),
-                    keys.totals(title),
-                    keys.variant_users(title, record.variant),
-                    keys.segment_counters(title),
-                ],
-                args=[
-                    record.event_id,
-                    time_arg(deadline),
-                    record.to_json(),
-                    record.label_json(),
-                    keys.impressions_field(record.variant, record.chosen),
-                    keys.clicks_field(record.variant, record.chosen),
-                    self.settings.retention_events,
-                    self.impression_ttl,
-                    self.minute_ttl,
-                    record.user_id,
-                    *_segment_fields(record, segment),
-                ],
-            )
-        except redis.ResponseError as exc:
-            if "impression id already used" in str(exc):
-                raise ValueError(f"impression id {record.event_id!r} was already used") from exc
-            raise
+        return (
+            self._impress,
+            [
+                keys.decisions_stream(title),
+                keys.impression(ref),
+                keys.pending(title),
+                keys.join_counters(title),
+                keys.minute_counters(title, ref.minute),
+                keys.totals(title),
+                keys.variant_users(title, record.variant),
+                keys.segment_counters(title),
+            ],
+            [
+                record.event_id,
+                time_arg(deadline),
+                record.to_json(),
+                record.label_json(),
+                keys.impressions_field(record.variant, record.chosen),
+                keys.clicks_field(record.variant, record.chosen),
+                self.settings.retention_events,
+                self.impression_ttl,
+                self.minute_ttl,
+                record.user_id,
+                *_segment_fields(record, segment),
+            ],
+        )
 
     # ----------------------------------------------------------------- clicks
     def click(self, impression_id: str, now: float | None = None) -> ClickOutcome:
@@ -142,7 +176,8 @@ class RedisJoin:
                 self.r.incr(keys.unknown_clicks())
                 return ClickOutcome.UNKNOWN
         except UNAVAILABLE as exc:
-            self.breaker.failed()
+            if trips_breaker(self.r):
+                self.breaker.failed()
             log.warning("click not recorded, Redis unavailable: %s", exc)
             raise StoreUnavailable() from exc
         return ClickOutcome(outcome.decode())

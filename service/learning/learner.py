@@ -7,7 +7,8 @@ are applied again to the state that did not include them: nothing is lost, nothi
 script only writes if the stored position is still the one this learner loaded, so an accidental second
 learner on the same title cannot double-apply either (it reloads instead).
 
-Learners scale by owning disjoint sets of titles (`titles=`); by default a learner owns the catalog.
+Learners scale by owning disjoint sets of titles: fixed (`titles=`), or shared by lease among the
+learners alive (`leases=`, service/learning/leases.py); with neither, a learner owns the catalog.
 Catalog changes are followed: new titles and variants get fresh policies, artworks are added to and
 removed from live policies, and a changed policy spec or feature schema starts the variant afresh.
 
@@ -25,16 +26,17 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import cast
 
-import redis
+from redis.cluster import RedisCluster
 
 from policies import load_policy
 from service.catalog import TitleConfig, build_policy, fit_arms, spec_fingerprint, stable_seed
 from service.config import Settings
 from service.join.redis_join import RedisJoin
 from service.learning.book import PolicyBook, SnapshotClock
+from service.learning.leases import Leases
 from service.learning.throttle import ViewerThrottle
 from service.store import catalog, keys
-from service.store.clients import UNAVAILABLE, load_script
+from service.store.clients import UNAVAILABLE, Client, load_script, run_pipelined
 from service.store.records import StreamEntries, parse_labelled
 
 log = logging.getLogger(__name__)
@@ -71,10 +73,19 @@ class _Title:
 
 
 class Learner:
-    def __init__(self, r: redis.Redis, settings: Settings, titles: Iterable[str] | None = None) -> None:
+    def __init__(
+        self,
+        r: Client,
+        settings: Settings,
+        titles: Iterable[str] | None = None,
+        leases: Leases | None = None,
+    ) -> None:
+        if titles is not None and leases is not None:
+            raise ValueError("a learner owns either fixed titles or leased ones, not both")
         self.r = r
         self.settings = settings
         self.owned = None if titles is None else frozenset(titles)
+        self.leases = leases
         self.join = RedisJoin(r, settings)
         self._publish = load_script(r, "publish")
         self.applied = 0  # events applied by this process
@@ -100,6 +111,8 @@ class Learner:
         """Follow the catalog, sweep expired impressions (as of `now`, default the Redis clock), read and
         apply labelled events (waiting up to `block_ms` for some), and publish if a snapshot is due.
         Returns the number of labelled events read."""
+        if self.leases is not None and self.leases.due():
+            self._follow_leases()
         self.sync_catalog()
         self.behind = False
         for title_id in self._titles:
@@ -127,9 +140,32 @@ class Learner:
                 self.reset()
                 stop.wait(RETRY_AFTER_FAILURE)
         try:
-            self.publish()
+            if self.leases is not None:
+                self.leases.release_all(self._publish_titles)  # publishes, then hands the titles on
+            else:
+                self.publish()
         except UNAVAILABLE as exc:
             log.warning("final snapshot not published, Redis unavailable: %s", exc)
+
+    # ----------------------------------------------------------------- leases
+    def _follow_leases(self) -> None:
+        """Renew, release and take title leases; a title this learner no longer holds is forgotten at
+        once, a new one is loaded from its snapshot by the catalog sync that follows."""
+        assert self.leases is not None
+        before = set(self.leases.held)
+        held = self.leases.tick(catalog.title_ids(self.r), self._publish_titles)
+        for title_id in [t for t in self._titles if t not in held]:
+            self._forget(title_id)
+        if held != before:
+            self._catalog_version = None  # re-read the catalog for the titles taken
+
+    def _publish_titles(self, titles: set[str]) -> None:
+        self.publish(only=titles)
+
+    def _owns(self, title_id: str) -> bool:
+        if self.leases is not None:
+            return title_id in self.leases.held
+        return self.owned is None or title_id in self.owned
 
     # ----------------------------------------------------------------- catalog
     def sync_catalog(self) -> None:
@@ -139,7 +175,7 @@ class Learner:
         configs = {
             cfg.title_id: cfg
             for cfg in catalog.list_titles(self.r)
-            if self.owned is None or cfg.title_id in self.owned
+            if self._owns(cfg.title_id)
         }
         for title_id in [t for t in self._titles if t not in configs]:
             self._forget(title_id)
@@ -227,12 +263,8 @@ class Learner:
     def _read_and_apply(self, block_ms: int) -> int:
         if not self._titles:
             return 0
-        streams = {keys.labelled_stream(t): s.pos for t, s in self._titles.items()}
         by_stream = {keys.labelled_stream(t).encode(): t for t in self._titles}
-        replies = cast(
-            list[tuple[bytes, StreamEntries]],
-            self.r.xread(streams, count=READ_BATCH, block=block_ms or None),  # type: ignore[arg-type]
-        )
+        replies = self._xread(block_ms)
         read = 0
         for stream, entries in replies or []:
             title_id = by_stream[stream]
@@ -258,15 +290,35 @@ class Learner:
                     state.dirty.add(event.variant)
         return read
 
+    def _xread(self, block_ms: int) -> list[tuple[bytes, StreamEntries]]:
+        """New labelled events of every title: one multi-stream XREAD on one Redis; on a cluster (where
+        one command cannot span slots) one XREAD per title, pipelined — a round trip per shard, sent to
+        the shards together — then a pause of `block_ms` if nothing came."""
+        if not isinstance(self.r, RedisCluster):
+            streams = {keys.labelled_stream(t): s.pos for t, s in self._titles.items()}
+            return cast(
+                list[tuple[bytes, StreamEntries]],
+                self.r.xread(streams, count=READ_BATCH, block=block_ms or None),  # type: ignore[arg-type]
+            )
+        pipe = self.r.pipeline(transaction=False)
+        for title_id, state in self._titles.items():
+            pipe.xread({keys.labelled_stream(title_id): state.pos}, count=READ_BATCH)
+        replies = [item for reply in pipe.execute() for item in (reply or [])]
+        if not replies and block_ms:
+            time.sleep(block_ms / 1000)
+        return cast(list[tuple[bytes, StreamEntries]], replies)
+
     # ----------------------------------------------------------------- publishing
-    def publish(self) -> int:
-        """Write every title's snapshot (position, counters, changed policies) atomically per title.
-        Returns how many titles were written."""
+    def publish(self, only: set[str] | None = None) -> int:
+        """Write every title's snapshot (position, counters, changed policies) atomically per title
+        (only the titles in `only`, if given). Returns how many titles were written."""
         if not self._titles:
             return 0
-        pipe = self.r.pipeline(transaction=False)
+        calls = []
         planned: list[tuple[str, dict[str, int]]] = []
         for title_id, state in self._titles.items():
+            if only is not None and title_id not in only:
+                continue
             new_versions = {v: state.versions.get(v, 0) + 1 for v in state.dirty}
             values: list[str | bytes | int | float] = [
                 "pos", state.pos, "consumed", state.consumed, "applied", state.applied,
@@ -284,10 +336,10 @@ class Learner:
                 for f in (keys.snapshot_bytes_field, keys.snapshot_version_field, keys.snapshot_spec_field)
             ]
             args = [state.stored_pos, len(gone), *gone, *values]
-            self._publish(keys=[keys.snapshot(title_id)], args=args, client=pipe)
+            calls.append((self._publish, [keys.snapshot(title_id)], args))
             planned.append((title_id, new_versions))
         written = 0
-        for (title_id, new_versions), ok in zip(planned, pipe.execute(), strict=True):
+        for (title_id, new_versions), ok in zip(planned, run_pipelined(self.r, calls), strict=True):
             state = self._titles[title_id]
             if not ok:
                 log.warning("snapshot of %r moved (a second learner?); reloading it", title_id)

@@ -29,12 +29,12 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 import numpy as np
-import redis
 
 from policies import Policy, load_policy
 from service.catalog import TitleConfig, build_policy, fit_arms, reseed, spec_fingerprint, stable_seed
 from service.reporting import ope
 from service.store import keys
+from service.store.clients import Client
 from service.store.records import LabelledEvent, StreamEntries, parse_labelled
 
 log = logging.getLogger(__name__)
@@ -68,7 +68,7 @@ class ExploreLog:
         self._read = 0  # entries read so far, every variant
         self._events: deque[tuple[int, LabelledEvent]] = deque()  # (ordinal among entries read, event)
 
-    def update(self, r: redis.Redis) -> list[LabelledEvent]:
+    def update(self, r: Client) -> list[LabelledEvent]:
         """Read what is new; return the variant's events in the window, oldest first."""
         key = keys.labelled_stream(self.title_id)
         entries: StreamEntries = []
@@ -93,14 +93,14 @@ class ExploreLog:
 
 
 def logged_events(
-    r: redis.Redis, title_id: str, variant: str, limit: int = DEFAULT_LIMIT
+    r: Client, title_id: str, variant: str, limit: int = DEFAULT_LIMIT
 ) -> list[LabelledEvent]:
     """The labelled events of `variant` among the title's newest `limit` labelled events, oldest first.
     Malformed entries are logged and left out."""
     return ExploreLog(title_id, variant, limit).update(r)
 
 
-def published_policy(r: redis.Redis, cfg: TitleConfig, variant: str) -> tuple[Policy, int]:
+def published_policy(r: Client, cfg: TitleConfig, variant: str) -> tuple[Policy, int]:
     """A private copy of the policy the title's workers serve for `variant`, and its version: the published
     snapshot if it was made for the current spec (arms fitted to the current artworks), else the fresh
     policy served before the learner publishes (version 0). A snapshot that does not load is logged and
@@ -171,7 +171,7 @@ def estimate_row(variant: str, version: int, data: ope.LoggedData, target: np.nd
 
 
 def estimate_rows(
-    r: redis.Redis, cfg: TitleConfig, explore: str, events: Sequence[LabelledEvent]
+    r: Client, cfg: TitleConfig, explore: str, events: Sequence[LabelledEvent]
 ) -> list[dict[str, Any]]:
     """`estimate_row` of every variant but `explore`, in catalog order, on `explore`'s logged events."""
     data = ope.LoggedData.from_events(events, cfg.features)
@@ -184,7 +184,7 @@ def estimate_rows(
     return rows
 
 
-def offpolicy_rows(r: redis.Redis, cfg: TitleConfig, limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
+def offpolicy_rows(r: Client, cfg: TitleConfig, limit: int = DEFAULT_LIMIT) -> list[dict[str, Any]]:
     """The panel's rows for one title, computed from scratch; empty when it has no explore variant."""
     explore = explore_variant(cfg)
     if explore is None:
@@ -221,7 +221,7 @@ class OffPolicyPanel:
         self._cache: dict[str, _Cached] = {}
         self._logs: dict[str, ExploreLog] = {}
 
-    def rows(self, r: redis.Redis, cfg: TitleConfig) -> list[dict[str, Any]]:
+    def rows(self, r: Client, cfg: TitleConfig) -> list[dict[str, Any]]:
         with self._lock:
             now = self._clock()
             held = self._cache.get(cfg.title_id)

@@ -26,6 +26,7 @@ from service.segments import Segmenter
 from service.serving.experiments import assign_variant
 from service.serving.model_cache import ModelCache
 from service.store import keys
+from service.store.clients import Client, trips_breaker
 from service.store.records import DecisionRecord
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ class _Experiment:
 
 
 class Decider:
-    def __init__(self, r: redis.Redis, cache: ModelCache, settings: Settings) -> None:
+    def __init__(self, r: Client, cache: ModelCache, settings: Settings) -> None:
         self.cache = cache
         self.breaker = cache.breaker
         self.join = RedisJoin(r, settings, breaker=cache.breaker)
@@ -106,7 +107,8 @@ class Decider:
         try:
             self.join.impress(record, ref, segment=exp.segmenter.assign(context))
         except redis.RedisError as exc:
-            self.breaker.failed()
+            if trips_breaker(self.join.r):
+                self.breaker.failed()
             log.warning("impression of %r not logged, serving the default artwork: %r", title_id, exc)
             return self._fallback(cfg, variant, policy_name, version)
         return ImpressionResult(

@@ -19,14 +19,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis
-
 from policies import Policy, load_policy
 from service.catalog import TitleConfig, build_policy, fit_arms, reseed, spec_fingerprint
 from service.config import Settings
 from service.errors import StoreUnavailable
 from service.store import catalog, keys
-from service.store.clients import UNAVAILABLE, CircuitBreaker
+from service.store.clients import UNAVAILABLE, CircuitBreaker, Client, trips_breaker
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ class _Model:
 class ModelCache:
     def __init__(
         self,
-        r: redis.Redis,
+        r: Client,
         settings: Settings,
         breaker: CircuitBreaker | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -88,7 +86,7 @@ class ModelCache:
         try:
             raw: bytes | None = self.r.hget(keys.catalog(), title_id)  # type: ignore[assignment]
         except UNAVAILABLE as exc:
-            self.breaker.failed()
+            self._failed()
             log.warning("cannot load title %r, Redis unavailable: %s", title_id, exc)
             raise StoreUnavailable() from exc
         if raw is None:
@@ -104,6 +102,10 @@ class ModelCache:
         """The config this worker holds, without touching Redis."""
         held = self._titles.get(title_id)
         return None if held is None else held.cfg
+
+    def _failed(self) -> None:
+        if trips_breaker(self.r):  # on a cluster one shard's failure leaves the others' titles alone
+            self.breaker.failed()
 
     # ----------------------------------------------------------------- policies
     def policy(self, cfg: TitleConfig, variant: str) -> tuple[Policy, int]:
@@ -128,7 +130,7 @@ class ModelCache:
             try:
                 loaded = self._fetch([(cfg.title_id, variant)]).get((cfg.title_id, variant))
             except UNAVAILABLE as exc:
-                self.breaker.failed()
+                self._failed()
                 log.warning("fresh policy for %s/%s, Redis unavailable: %s", cfg.title_id, variant, exc)
                 loaded = None
             if loaded is not None and loaded[2] == fingerprint:
@@ -178,7 +180,7 @@ class ModelCache:
             try:
                 self._refresh()
             except UNAVAILABLE as exc:
-                self.breaker.failed()
+                self._failed()
                 log.warning("model refresh skipped, Redis unavailable: %s", exc)
         finally:
             self._lock.release()

@@ -8,18 +8,17 @@ minute. Learner lag is the number of labelled events emitted but not yet include
 from __future__ import annotations
 
 import time
-from typing import Any
-
-import redis
+from typing import Any, cast
 
 from service.store import catalog, keys
+from service.store.clients import Client
 
 JOIN_OUTCOMES = ("clicked", "defaulted", "late", "duplicate", "unknown", "lost")
 _VERSION = keys.snapshot_version_field("")
 
 
 def raw_title_stats(
-    r: redis.Redis, title_id: str, now: float | None = None, minutes: int = 120
+    r: Client, title_id: str, now: float | None = None, minutes: int = 120
 ) -> dict[str, Any]:
     """Counters of one title; `series` covers the `minutes` epoch minutes up to `now` (default: now)."""
     if minutes < 1:
@@ -46,7 +45,9 @@ def raw_title_stats(
     if variants:  # distinct viewers per variant: the sample-ratio check's unit (viewers are sticky)
         pipe = r.pipeline(transaction=False)
         for variant in variants:
-            pipe.pfcount(keys.variant_users(title_id, variant))
+            # by name: redis-py's cluster pipeline blocks its `pfcount` method (PFCOUNT may take several
+            # keys); one key routes like any other
+            pipe.execute_command("PFCOUNT", keys.variant_users(title_id, variant))
         for variant, users in zip(variants, pipe.execute(), strict=True):
             variants[variant]["users"] = int(users)
 
@@ -67,7 +68,7 @@ def raw_title_stats(
     }
 
 
-def learner_health(r: redis.Redis, now: float | None = None) -> dict[str, dict[str, Any]]:
+def learner_health(r: Client, now: float | None = None) -> dict[str, dict[str, Any]]:
     """Per catalog title: {"lag": events not yet in a snapshot, "snapshot_age_s": seconds since the last
     publication (None: never), "versions": {variant: published version}, "throttled": events over their
     viewer's cap, consumed and not learned, as of the snapshot}. Two round trips in all."""
@@ -76,11 +77,11 @@ def learner_health(r: redis.Redis, now: float | None = None) -> dict[str, dict[s
     return dict(zip(titles, _learner_many(r, titles, now), strict=True))
 
 
-def _learner(r: redis.Redis, title_id: str, now: float) -> dict[str, Any]:
+def _learner(r: Client, title_id: str, now: float) -> dict[str, Any]:
     return _learner_many(r, [title_id], now)[0]
 
 
-def _learner_many(r: redis.Redis, titles: list[str], now: float) -> list[dict[str, Any]]:
+def _learner_many(r: Client, titles: list[str], now: float) -> list[dict[str, Any]]:
     pipe = r.pipeline(transaction=False)
     for title_id in titles:
         pipe.hget(keys.join_counters(title_id), "labelled")
@@ -123,11 +124,11 @@ def _int(raw: bytes | str | int | None) -> int:
 
 
 # ------------------------------------------------------------------------------- segment counters
-def raw_segments(r: redis.Redis, title_id: str) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
+def raw_segments(r: Client, title_id: str) -> dict[str, dict[str, dict[str, dict[str, int]]]]:
     """The segment counters of a title (one HGETALL of a hash bounded per title, service/segments.py):
     {variant: {segment: {artwork: {"impressions": int, "clicks": int}}}}."""
     out: dict[str, dict[str, dict[str, dict[str, int]]]] = {}
-    fields: dict[bytes, bytes] = r.hgetall(keys.segment_counters(title_id))  # type: ignore[assignment]
+    fields = cast(dict[bytes, bytes], r.hgetall(keys.segment_counters(title_id)))
     for name, value in fields.items():
         kind, variant, rest = name.decode().split("|", 2)
         segment, artwork = rest.rsplit("|", 1)

@@ -2,13 +2,17 @@
 
 All keys of one title carry the hash tag `{title_id}`, so Redis Cluster keeps a title on one shard and
 every Lua script of the join touches a single slot. The catalog and one global counter are the only keys
-outside a title.
+outside a title. The catalog hash and its version share the hash tag `{catalog}` so one transaction
+writes both on a cluster too (they live on the one shard that slot maps to; docs/architecture.md,
+"Redis Cluster"). Learner leases are per title (`ab:{t}:lease`); the learners' roll call is global.
 
 | key | type | lifetime |
 |---|---|---|
-| `ab:catalog` | hash title_id -> TitleConfig JSON | permanent |
-| `ab:catalog:version` | integer, bumped on every catalog write | permanent |
+| `ab:{catalog}` | hash title_id -> TitleConfig JSON | permanent |
+| `ab:{catalog}:version` | integer, bumped on every catalog write | permanent |
 | `ab:unknown_clicks` | integer: clicks whose id does not parse | permanent |
+| `ab:learners` | zset learner id -> lease deadline (ms): the learners alive | members expire with leases |
+| `ab:{t}:lease` | string: id of the learner that owns the title | PX lease TTL, renewed |
 | `ab:{t}:decisions` | stream of decision records | trimmed to ~retention_events |
 | `ab:{t}:labelled` | stream of labelled events (the learner's input) | trimmed to ~retention_events |
 | `ab:{t}:pending` | zset impression id -> deadline | members leave when labelled |
@@ -79,11 +83,20 @@ def _t(title_id: str) -> str:
 
 # ----------------------------------------------------------------- global
 def catalog() -> str:
-    return f"{PREFIX}:catalog"
+    return f"{PREFIX}:{{catalog}}"
 
 
 def catalog_version() -> str:
-    return f"{PREFIX}:catalog:version"
+    return f"{PREFIX}:{{catalog}}:version"
+
+
+def legacy_catalog_keys() -> tuple[str, str]:
+    """The catalog's names before they carried a hash tag: renamed once by `catalog.migrate_legacy`."""
+    return f"{PREFIX}:catalog", f"{PREFIX}:catalog:version"
+
+
+def learners() -> str:
+    return f"{PREFIX}:learners"
 
 
 def unknown_clicks() -> str:
@@ -131,6 +144,10 @@ def variant_users(title_id: str, variant: str) -> str:
 
 def snapshot(title_id: str) -> str:
     return f"{_t(title_id)}:snapshot"
+
+
+def lease(title_id: str) -> str:
+    return f"{_t(title_id)}:lease"
 
 
 # ----------------------------------------------------------------- hash fields

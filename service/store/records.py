@@ -25,9 +25,10 @@ from typing import TYPE_CHECKING, Any, cast
 import orjson
 
 from service.store import keys
+from service.store.clients import Client
 
 if TYPE_CHECKING:
-    import redis
+    pass
 
 
 StreamEntries = list[tuple[bytes, dict[bytes, bytes]]]  # what XRANGE returns (bytes responses)
@@ -162,7 +163,7 @@ def parse_labelled(title_id: str, fields: Mapping[bytes, bytes]) -> LabelledEven
 
 
 def stream_entries(
-    r: redis.Redis, key: str, start: str = "-", page: int = PAGE
+    r: Client, key: str, start: str = "-", page: int = PAGE
 ) -> Iterator[tuple[bytes, dict[bytes, bytes]]]:
     """Every entry of a stream from `start` (inclusive; "-" for the first), oldest first, `page` per call."""
     while True:
@@ -173,7 +174,7 @@ def stream_entries(
         start = "(" + entries[-1][0].decode()
 
 
-def iter_decisions(r: redis.Redis, title_id: str, start: str = "-") -> Iterator[DecisionRecord]:
+def iter_decisions(r: Client, title_id: str, start: str = "-") -> Iterator[DecisionRecord]:
     """Every decision record still in a title's stream, oldest first (for exports and tests)."""
     for _, fields in stream_entries(r, keys.decisions_stream(title_id), start):
         yield DecisionRecord.from_json(fields[b"json"])

@@ -36,6 +36,7 @@ from redis.connection import Connection
 from service.store.clients import UNAVAILABLE
 
 Arg = str | bytes | int | float
+ScriptCall = tuple[Script, Sequence[str], Sequence[Arg]]  # (script, keys, args) of one call
 WAIT_MARGIN = 1.0  # seconds a queued call waits on top of the socket timeouts before giving up
 _UNSET: Any = object()  # no reply yet (a script may reply nil, i.e. None)
 
@@ -66,7 +67,7 @@ class ScriptRunner:
     that uses it (after forking); any number of threads may call `run`."""
 
     def __init__(self, r: redis.Redis) -> None:
-        self._r = r
+        self._r = r  # a node's client: this runner's connection and script reloads go to that node
         self._lock = threading.Lock()  # guards _queue, _busy and _conn's existence
         self._queue: list[_Call] = []
         self._busy = False  # a leader is writing or reading
@@ -80,20 +81,35 @@ class ScriptRunner:
     def run(self, script: Script, keys: Sequence[str], args: Sequence[Arg]) -> Any:
         """EVALSHA `script` with `keys` and `args`; the script's reply (bytes responses). Raises what
         redis-py would: ResponseError for an error reply, ConnectionError or TimeoutError."""
-        call = _Call(script, keys, args)
+        call = self._send([_Call(script, keys, args)])[0]
+        if call.error is not None:
+            raise call.error
+        return call.reply
+
+    def run_many(self, calls: Sequence[ScriptCall]) -> list[Any]:
+        """Several script calls in one round trip (they travel in the same batch). Each result is the
+        script's reply or the exception that call met (returned, not raised), in the order given."""
+        if not calls:
+            return []
+        done = self._send([_Call(*c) for c in calls])
+        return [c.error if c.error is not None else c.reply for c in done]
+
+    def _send(self, calls: list[_Call]) -> list[_Call]:
+        """Queue `calls` together (one batch takes the whole queue, so they are never split) and wait
+        for their replies, leading the batch if the connection is idle."""
         with self._lock:
-            self._queue.append(call)
+            self._queue.extend(calls)
             lead = not self._busy
             if lead:
                 self._busy = True
         if not lead:
-            self._await(call)
-            lead = call.lead
+            self._await(calls)
+            lead = calls[0].lead
         if lead:
             self._lead()
-        if call.error is not None:
-            raise call.error
-        return call.reply
+        for call in calls[1:]:  # released with the first; take each lock so every reply is visible
+            call.done.acquire(timeout=self._wait)
+        return calls
 
     def close(self) -> None:
         with self._lock:
@@ -102,16 +118,19 @@ class ScriptRunner:
             conn.disconnect()
 
     # ------------------------------------------------------------------------------ internals
-    def _await(self, call: _Call) -> None:
-        """Wait until the call has its reply or its thread is to lead the next batch."""
-        if call.done.acquire(timeout=self._wait):
+    def _await(self, calls: list[_Call]) -> None:
+        """Wait until the calls have their replies or this thread is to lead the next batch (only the
+        first of a group can be chosen: the group sits in the queue together)."""
+        first = calls[0]
+        if first.done.acquire(timeout=self._wait):
             return
         with self._lock:
-            if not call.lead and call in self._queue:  # never sent and not chosen to lead: give up
-                self._queue.remove(call)
+            if not first.lead and first in self._queue:  # never sent and not chosen to lead: give up
+                for call in calls:
+                    self._queue.remove(call)
                 raise redis.TimeoutError("Redis did not take the call in time")
         # in flight (the leader's socket timeouts bound the wait), or leadership is on its way
-        if not call.done.acquire(timeout=self._wait):
+        if not first.done.acquire(timeout=self._wait):
             raise redis.TimeoutError("no reply from Redis in time")
 
     def _lead(self) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import cast
+from typing import Any, cast
 
 import pytest
 import redis as redis_lib
@@ -14,6 +14,7 @@ from service.devstack.redis_server import PrivateRedis
 from service.join.redis_join import RedisJoin
 from service.join.rule import ClickOutcome
 from service.store import keys
+from service.store.clients import connect
 from service.store.records import DecisionRecord, StreamEntries, parse_labelled
 
 WINDOW = 10.0
@@ -169,7 +170,7 @@ def test_concurrent_duplicate_clicks_record_exactly_one(
     rec = record("t1", time.time())
     RedisJoin(redis, settings).impress(rec)
     n = 100
-    clients = [redis_lib.Redis.from_url(redis_server.url) for _ in range(n)]
+    clients = [connect(redis_server.url) for _ in range(n)]
     joins = [RedisJoin(c, settings) for c in clients]
     for j in joins:  # connect and load scripts before the race
         j.r.ping()
@@ -208,7 +209,7 @@ def test_concurrent_clicks_and_sweeps_label_each_impression_once(
     for rec in recs:
         join.impress(rec)
     at = T0 + WINDOW + 3.0  # all past the deadline: clicks are late, sweeps expire them
-    clients = [redis_lib.Redis.from_url(redis_server.url) for _ in range(4)]
+    clients = [connect(redis_server.url) for _ in range(4)]
 
     def clicker(c: redis_lib.Redis) -> None:
         j = RedisJoin(c, settings)
@@ -261,3 +262,14 @@ def test_a_pending_impression_whose_entry_expired_is_counted_lost_not_labelled(
     health = stats._health(raw, impressions=2)
     assert health["join"]["lost"] == 1 and not health["ok"]
     assert any("never learned" in w for w in health["warnings"])
+
+
+# Every test here runs on one Redis and on a 3-master Redis Cluster (tests/conftest.py).
+@pytest.fixture()
+def redis_server(store_server: Any) -> Any:
+    return store_server
+
+
+@pytest.fixture()
+def redis(store: Any) -> Any:
+    return store

@@ -255,3 +255,14 @@ def test_run_paces_steps_unless_behind(redis: redis_lib.Redis, settings: Setting
         assert learner.steps > 10 * paced_at_most
     else:
         assert 2 <= learner.steps <= paced_at_most
+
+
+# Every test here runs on one Redis and on a 3-master Redis Cluster (tests/conftest.py).
+@pytest.fixture()
+def redis_server(store_server: Any) -> Any:
+    return store_server
+
+
+@pytest.fixture()
+def redis(store: Any) -> Any:
+    return store

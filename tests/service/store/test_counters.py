@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import pytest
 import redis as redis_lib
@@ -147,3 +148,14 @@ def test_memory_stays_bounded(redis: redis_lib.Redis, redis_server: PrivateRedis
     minute_keys = left - persistent
     assert len(minute_keys) <= 2  # per-minute counters only (they live retention + window + 2 min)
     assert all(redis.ttl(k) > 0 for k in minute_keys)
+
+
+# Every test here runs on one Redis and on a 3-master Redis Cluster (tests/conftest.py).
+@pytest.fixture()
+def redis_server(store_server: Any) -> Any:
+    return store_server
+
+
+@pytest.fixture()
+def redis(store: Any) -> Any:
+    return store

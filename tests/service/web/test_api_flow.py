@@ -3,9 +3,11 @@ step -> the served model changes; plus the admin API's life cycle and the stats 
 
 from __future__ import annotations
 
+import json
 import time
 from collections import Counter
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -15,6 +17,7 @@ from flask.testing import FlaskClient
 from service.app import create_app
 from service.devstack.redis_server import PrivateRedis
 from service.learning.learner import Learner
+from simulator.export import export_from_redis
 
 KEY = "flow-key"
 ADMIN = {"Authorization": f"Bearer {KEY}"}
@@ -57,7 +60,7 @@ def impression(
 
 
 def test_put_impressions_clicks_learn_and_the_served_model_changes(
-    app: Flask, client: FlaskClient, redis: Any
+    app: Flask, client: FlaskClient, redis: Any, tmp_path: Path
 ) -> None:
     assert client.put("/titles/two-tastes", json=TITLE, headers=ADMIN).status_code == 200
     # Viewers click the artwork matching their taste, and nothing else.
@@ -100,6 +103,11 @@ def test_put_impressions_clicks_learn_and_the_served_model_changes(
     stats = client.get("/stats/two-tastes").get_json()
     assert stats["totals"]["impressions"] == 160 + probes + 120
     assert stats["totals"]["clicks"] == clicks
+
+    # `artbandit export` reads the same logs back (the 160 labelled decisions), on one Redis or a cluster
+    out = tmp_path / "logs.jsonl"
+    assert export_from_redis(app.extensions["artbandit"].settings.redis_url, out) == 160
+    assert sum(json.loads(line)["_label_cost"] == -1 for line in out.read_text().splitlines()) == clicks
 
 
 def test_title_admin_life_cycle(client: FlaskClient) -> None:
@@ -180,3 +188,14 @@ def test_stats_token_when_configured(redis: Any, redis_server: PrivateRedis) -> 
     assert client.get("/stats/two-tastes?token=viewer").status_code == 200
     assert client.get("/stats/two-tastes", headers={"Authorization": "Bearer viewer"}).status_code == 200
     assert client.get("/stats/two-tastes", headers=ADMIN).status_code == 200
+
+
+# Every test here runs on one Redis and on a 3-master Redis Cluster (tests/conftest.py).
+@pytest.fixture()
+def redis_server(store_server: Any) -> Any:
+    return store_server
+
+
+@pytest.fixture()
+def redis(store: Any) -> Any:
+    return store
