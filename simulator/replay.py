@@ -76,10 +76,11 @@ def evaluate(
     seed: int = 1,
     learn: bool = True,
     factory: Factory | None = None,
+    confidence: float = 0.95,
 ) -> Evaluation:
     """Estimate the candidate's mean reward on `logs`. `arms` restricts/orders the candidate's artworks
     (every one must appear in the logs). `factory` replaces the registry (e.g. a frozen, trained policy:
-    then pass learn=False); `policy` then only names it in the report."""
+    then pass learn=False); `policy` then only names it in the report. `confidence`: of the intervals."""
     if block < 1:
         raise ValueError(f"block must be >= 1, got {block}")
     params = dict(params or {})
@@ -121,10 +122,10 @@ def evaluate(
     used = ~np.isnan(target_shown)
     r, q = logs.reward[used], logs.propensity[used]
     estimates = [
-        ope.replay(np.concatenate(match_rewards), int(used.sum())),
-        ope.ips(r, q, target_shown[used]),
-        ope.snips(r, q, target_shown[used]),
-        ope.from_terms("dr", dr_terms[used], weights[used]),
+        ope.replay(np.concatenate(match_rewards), int(used.sum()), confidence=confidence),
+        ope.ips(r, q, target_shown[used], confidence=confidence),
+        ope.snips(r, q, target_shown[used], confidence=confidence),
+        ope.from_terms("dr", dr_terms[used], weights[used], r, confidence=confidence),
     ]
     uniform = _looks_uniform(logs)
     if not uniform:

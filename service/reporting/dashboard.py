@@ -318,8 +318,11 @@ def _variant_rows(doc: Mapping[str, Any], colors: Mapping[str, int]) -> list[dic
     for v in doc["variants"]:
         lift = v["lift"] or {}
         c = colors[v["variant"]]
-        significant = lift.get("p_value") is not None and lift["p_value"] < 0.05
-        ci = lift.get("ci")
+        # flags and the shown interval/p-value are the always-valid ones (the page is looked at on every
+        # refresh); the fixed-horizon p-value is shown beside, labelled as such
+        always_valid = lift.get("sequential") or {}
+        significant = bool(always_valid.get("significant"))
+        ci = always_valid.get("ci")
         lift_ci = "–" if ci is None else f"{signed_pct(ci[0])} to {signed_pct(ci[1])}"
         rows.append({
             "name": v["variant"], "css": f"c{c % len(PALETTE)}", "color": PALETTE[c % len(PALETTE)],
@@ -330,7 +333,8 @@ def _variant_rows(doc: Mapping[str, Any], colors: Mapping[str, int]) -> list[dic
             "ctr": pct(v["ctr"]), "ctr_ci": pct_interval(v["ctr_ci"]),
             "lift": "control" if v["is_control"] else signed_pct(lift.get("estimate")),
             "lift_ci": "" if v["is_control"] else lift_ci,
-            "p_value": "" if v["is_control"] else p_value_text(lift.get("p_value")),
+            "p_value": "" if v["is_control"] else p_value_text(always_valid.get("p_value")),
+            "fixed_p_value": "" if v["is_control"] else p_value_text(lift.get("p_value")),
             "direction": "" if not significant else ("up" if (lift.get("estimate") or 0) > 0 else "down"),
             "version": "–" if v["model_version"] is None else str(v["model_version"]),
         })
@@ -398,7 +402,8 @@ def title_view(doc: Mapping[str, Any]) -> dict[str, Any]:
         },
         "best": None if best is None else {
             "variant": best["variant"], "ctr": pct(best["ctr"]), "runner_up": best["runner_up"],
-            "p": p_clause(best["p_value_vs_runner_up"]),
+            "p": p_clause(best.get("sequential_p_value_vs_runner_up")),
+            "fixed_p": p_clause(best["p_value_vs_runner_up"]), "decided": bool(best.get("decided")),
         },
         "control": doc["control"],
         "variants": variants,
