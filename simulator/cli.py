@@ -147,8 +147,8 @@ def _run_http(args: argparse.Namespace, world: Any, policy: str, params: dict[st
 
 # ----------------------------------------------------------------------------- replay
 def cmd_replay(args: argparse.Namespace) -> int:
+    from service.reporting.evaluate import evaluate
     from simulator.logs import read_logs
-    from simulator.replay import evaluate
 
     logs = read_logs(args.logs)
     params = parse_assignments(args.param, "--param")
@@ -185,8 +185,8 @@ def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
 
 
 def cmd_tune(args: argparse.Namespace) -> int:
+    from service.reporting.tuning import tune
     from simulator.logs import read_logs
-    from simulator.tune import tune
 
     grid = parse_grid(args.grid)
     fixed = parse_assignments(args.param, "--param")

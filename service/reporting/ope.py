@@ -34,6 +34,10 @@ from service.reporting.stats import Z95
 from service.store.records import LabelledEvent
 
 
+class LogsError(ValueError):
+    """Logs that cannot be evaluated, with the reason (and row/column where there is one)."""
+
+
 @dataclass(frozen=True)
 class LoggedData:
     """n logged decisions in log order. `probabilities[i, j]` is the logging probability of

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 
 from service.reporting.ope import LoggedData
+from service.reporting.tuning import expand_grid, tune
 from simulator.cli import main, parse_grid
 from simulator.logs import write_flat
-from simulator.tune import expand_grid, tune
 
 ARMS = ["a0", "a1", "a2", "a3"]
 

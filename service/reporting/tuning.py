@@ -1,4 +1,5 @@
-"""Offline tuning with a safe gate: `artbandit tune LOGS --policy linucb --grid alpha=0.1,0.3,1,3`.
+"""Offline tuning with a safe gate: `artbandit tune LOGS --policy linucb --grid alpha=0.1,0.3,1,3`, and the
+dashboard's off-policy panel (best setting on the explore variant's logs).
 
 Every setting of the grid (the cartesian product of the `--grid` lists) is evaluated on the logs by
 `simulator.replay.evaluate` — progressive validation, doubly robust (DR) estimate with its bounded interval.
@@ -17,8 +18,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from service.reporting.evaluate import evaluate
 from service.reporting.ope import LoggedData
-from simulator.replay import evaluate
 
 ALPHA = 0.05
 
