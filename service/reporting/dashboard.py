@@ -387,6 +387,30 @@ def _offpolicy_rows(doc: Mapping[str, Any]) -> list[dict[str, str]]:
     } for o in doc["offpolicy"]]
 
 
+def _tuning_view(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    t = doc.get("offpolicy_tuning")
+    if not t:
+        return None
+
+    def name(params: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in params.items())
+
+    rec = t.get("recommended")
+    return {
+        "variant": t["variant"], "policy": t["policy"], "n": count(t.get("n")), "message": t.get("message"),
+        "logged": pct(t.get("logged_value")),
+        "confidence": "" if t.get("confidence") is None else f"{t['confidence']:.2%}",
+        "recommended": None if rec is None else name(rec["params"]),
+        "settings": [{
+            "name": name(s["params"]), "dr": pct(s["dr"]), "ci": pct_interval(
+                None if s["ci_low"] is None or s["ci_high"] is None else [s["ci_low"], s["ci_high"]]
+            ),
+            "passes": bool(s["passes_gate"]),
+            "chosen": rec is not None and s["params"] == rec["params"],
+        } for s in t.get("settings") or []],
+    }  # fmt: skip
+
+
 def title_view(doc: Mapping[str, Any]) -> dict[str, Any]:
     """Everything the title page renders, from one `title_stats` document."""
     variant_colors = _color_index([v["variant"] for v in doc["variants"]])
@@ -423,6 +447,7 @@ def title_view(doc: Mapping[str, Any]) -> dict[str, Any]:
         "artworks": _artwork_rows(doc, art_colors),
         "health": _health_view(doc["health"]),
         "offpolicy": _offpolicy_rows(doc),
+        "tuning": _tuning_view(doc),
         "methods": doc["methods"],
         "bucket_minutes": doc["series"]["bucket_minutes"],
     }

@@ -38,7 +38,8 @@ The raw input (written by the data plane) is:
      "name": str,                                  # display name from the catalog
      "artwork_meta": {artwork_id: {"image_url": str | None}},   # catalog order is kept
      "attribution_window_s": float,
-     "offpolicy": [{"variant", "ips", "ips_ci", "snips", "snips_ci", "n"?}]}   # from the OPE estimators
+     "offpolicy": [{"variant", "ips", "ips_ci", "snips", "snips_ci", "n"?}],   # from the OPE estimators
+     "offpolicy_tuning": {...} | None}   # offpolicy.tuning_row: best setting on the explore logs, gated
 """
 
 from __future__ import annotations
@@ -458,6 +459,17 @@ def _offpolicy(raw: Mapping[str, Any], variants: list[dict[str, Any]]) -> list[d
     return out
 
 
+def _json_safe(obj: Any) -> Any:
+    """A copy with NaN and infinities replaced by None (JSON has neither)."""
+    if isinstance(obj, float):
+        return _finite(obj)
+    if isinstance(obj, Mapping):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def title_stats(raw: Mapping[str, Any], experiment: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
     """The whole statistics document of one title (JSON-ready: no NaN, no infinities)."""
     variant_order = _variant_order(raw, experiment)
@@ -493,6 +505,7 @@ def title_stats(raw: Mapping[str, Any], experiment: Mapping[str, Any] | None, no
         "series": _series(raw, variant_order, artwork_order, now),
         "health": _health(raw, n),
         "offpolicy": _offpolicy(raw, variants),
+        "offpolicy_tuning": _json_safe(raw.get("offpolicy_tuning")),
         "methods": METHODS,
     }
 
