@@ -71,13 +71,15 @@ class BatchDecision:
 
 @dataclass(frozen=True)
 class Settings:
-    """Base of every policy's settings. `floor` is the minimum probability of each arm (None: 0.05/K)."""
+    """Base of every policy's settings. `floor` is the minimum probability of each arm (None: 0.05/K).
+    0 is allowed for a candidate evaluated offline ("what if we always showed k"); the service refuses it
+    for a served policy, whose logs must give every artwork a chance (service.catalog.PolicySpec)."""
 
     floor: float | None = None
 
     def __post_init__(self) -> None:
         if self.floor is not None:
-            _check_number("floor", self.floor, low=0.0, high=1.0, low_open=True)
+            _check_number("floor", self.floor, low=0.0, high=1.0)
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -59,6 +59,18 @@ class PolicySpec(_Strict):
             raise ValueError(f"unknown policy {v!r}; known policies: {', '.join(sorted(POLICIES))}")
         return v
 
+    @field_validator("params")
+    @classmethod
+    def _served_floor(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # policies accept floor 0 for offline candidates; a served policy's logs must give every artwork a
+        # chance, or off-policy evaluation of any other policy on them is impossible
+        floor = v.get("floor")
+        if isinstance(floor, int | float) and not isinstance(floor, bool) and floor == 0:
+            raise ValueError(
+                "floor must be > 0 for a served policy (its logs must give every artwork a chance)"
+            )
+        return v
+
 
 class Variant(_Strict):
     name: Identifier

@@ -3,7 +3,7 @@
     artbandit run      everything on one machine: private Redis, API (gunicorn), learner, demo traffic
     artbandit serve    the HTTP API under gunicorn (production entry point)
     artbandit learn    the learner: labelled events -> policies -> published snapshots, until SIGTERM
-    artbandit simulate|replay|export ...   offline tools (registered by simulator/cli.py when present)
+    artbandit simulate|replay|tune|export ...   offline tools (registered by simulator/cli.py when present)
 
 Service settings come from ARTBANDIT_* environment variables (docs/configuration.md).
 """
@@ -152,7 +152,7 @@ def build_parser(with_simulator: bool = True) -> argparse.ArgumentParser:
 
 
 def _add_simulator_commands(sub: Any) -> None:
-    """simulate/replay/export come from simulator/cli.py; a checkout without it still serves."""
+    """simulate/replay/tune/export come from simulator/cli.py; a checkout without it still serves."""
     try:
         simulator_cli = importlib.import_module("simulator.cli")
     except ModuleNotFoundError as exc:

@@ -137,6 +137,7 @@ class Artbandit:
         raw = dict(counters.raw_title_stats(self.admin_redis, cfg.title_id, now))
         if offpolicy:  # one title's page: not for every row of the overview
             raw.setdefault("offpolicy", self.offpolicy.rows(self.admin_redis, cfg))
+            raw.setdefault("offpolicy_tuning", self.offpolicy.tuning(self.admin_redis, cfg))
         raw.setdefault("name", cfg.name or cfg.title_id)
         raw.setdefault("artwork_meta", {a.id: {"image_url": a.image_url} for a in cfg.artworks})
         raw.setdefault("attribution_window_s", self.settings.attribution_window)

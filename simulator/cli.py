@@ -1,9 +1,10 @@
-"""`artbandit simulate | replay | export`: the offline tools.
+"""`artbandit simulate | replay | tune | export`: the offline tools.
 
     artbandit simulate --policies linucb,linear_ts,vw,epsilon_greedy,uniform --impressions 200000 \\
         --seed 1 --out reports/run1
     artbandit simulate --target http://127.0.0.1:8000 --policies linucb --impressions 5000  # over HTTP
     artbandit replay logs.parquet --policy linucb --param alpha=1.0
+    artbandit tune logs.parquet --policy linucb --grid alpha=0.1,0.3,1,3 --grid floor=0.01,0.05 --json
     artbandit export --redis-url redis://127.0.0.1:6380/0 --out logs.parquet
 
 `service/cli.py` registers these through `add_subcommands`; `python -m simulator.cli` runs them alone.
@@ -147,8 +148,8 @@ def _run_http(args: argparse.Namespace, world: Any, policy: str, params: dict[st
 
 # ----------------------------------------------------------------------------- replay
 def cmd_replay(args: argparse.Namespace) -> int:
+    from service.reporting.evaluate import evaluate
     from simulator.logs import read_logs
-    from simulator.replay import evaluate
 
     logs = read_logs(args.logs)
     params = parse_assignments(args.param, "--param")
@@ -160,6 +161,49 @@ def cmd_replay(args: argparse.Namespace) -> int:
                           "estimates": [e.as_row() for e in result.estimates]}))  # fmt: skip
     else:
         print(f"candidate {args.policy} {params or ''} on {args.logs} ({result.n} events)")
+        print(result.table())
+    return 0
+
+
+# ----------------------------------------------------------------------------- tune
+def parse_grid(items: Sequence[str]) -> dict[str, list[Any]]:
+    """`--grid alpha=0.1,0.3 --grid floor=0.01` -> {"alpha": [0.1, 0.3], "floor": [0.01]}."""
+    grid: dict[str, list[Any]] = {}
+    for item in items:
+        key, sep, values = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"--grid must look like name=value1,value2,..., got {item!r}")
+        if key in grid:
+            raise ValueError(f"--grid {key} is given twice")
+        parsed = [parse_value(v.strip()) for v in values.split(",") if v.strip()]
+        if not parsed:
+            raise ValueError(f"--grid {key}: give at least one value")
+        grid[key] = parsed
+    if not grid:
+        raise ValueError("give at least one --grid name=value1,value2,...")
+    return grid
+
+
+def cmd_tune(args: argparse.Namespace) -> int:
+    from service.reporting.tuning import tune
+    from simulator.logs import read_logs
+
+    grid = parse_grid(args.grid)
+    fixed = parse_assignments(args.param, "--param")
+    overlap = sorted(set(grid) & set(fixed))
+    if overlap:
+        raise ValueError(f"{', '.join(overlap)} given both as --grid and --param")
+    logs = read_logs(args.logs)
+    arms = [a.strip() for a in args.arms.split(",")] if args.arms else None
+    result = tune(
+        logs, args.policy, grid, alpha=args.alpha, block=args.block, seed=args.seed, arms=arms, fixed=fixed
+    )
+    if args.json:
+        print(json.dumps(result.as_json()))
+    else:
+        print(f"tuning {args.policy} {fixed or ''} on {args.logs} ({result.n} events, "
+              f"{len(result.settings)} settings)")  # fmt: skip
         print(result.table())
     return 0
 
@@ -224,6 +268,22 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     rep.add_argument("--seed", type=int, default=1)
     rep.add_argument("--json", action="store_true", help="print the estimates as JSON")
     rep.set_defaults(func=_guarded(cmd_replay))
+
+    tun = subparsers.add_parser(
+        "tune", help="evaluate a grid of policy settings offline (DR); recommend one only if surely better"
+    )
+    tun.add_argument("logs", help="logs: .csv/.parquet (flat format) or .dsjson/.jsonl/.json (DSJSON)")
+    tun.add_argument("--policy", required=True, help="candidate policy name, e.g. linucb")
+    tun.add_argument("--grid", action="append", default=[], metavar="NAME=V1,V2,...",
+                     help="values to try, e.g. alpha=0.1,0.3,1,3 (repeatable: all combinations)")  # fmt: skip
+    tun.add_argument("--param", action="append", default=[], metavar="NAME=VALUE", help="fixed parameter")
+    tun.add_argument("--arms", help="comma-separated artworks for the candidate (default: the logged ones)")
+    tun.add_argument("--alpha", type=float, default=0.05,
+                     help="error rate of the gate over the whole grid (Bonferroni)")  # fmt: skip
+    tun.add_argument("--block", type=int, default=1, help="events decided between the candidate's updates")
+    tun.add_argument("--seed", type=int, default=1)
+    tun.add_argument("--json", action="store_true", help="print the result as JSON")
+    tun.set_defaults(func=_guarded(cmd_tune))
 
     exp = subparsers.add_parser("export", help="write the service's logged decisions with outcomes")
     exp.add_argument("--redis-url", required=True)

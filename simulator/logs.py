@@ -16,15 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from service.reporting.ope import LoggedData
+from service.reporting.ope import LoggedData, LogsError
 
 CONTEXT_PREFIX = "context."
 PROB_PREFIX = "prob."
 DEFAULT_TITLE = "default"
-
-
-class LogsError(ValueError):
-    """Logs that cannot be evaluated, with the reason (and row/column where there is one)."""
 
 
 def to_frame(data: LoggedData) -> pd.DataFrame:

@@ -329,8 +329,11 @@ def _variant_rows(doc: Mapping[str, Any], colors: Mapping[str, int]) -> list[dic
     for v in doc["variants"]:
         lift = v["lift"] or {}
         c = colors[v["variant"]]
-        significant = lift.get("p_value") is not None and lift["p_value"] < 0.05
-        ci = lift.get("ci")
+        # flags and the shown interval/p-value are the always-valid ones (the page is looked at on every
+        # refresh); the fixed-horizon p-value is shown beside, labelled as such
+        always_valid = lift.get("sequential") or {}
+        significant = bool(always_valid.get("significant"))
+        ci = always_valid.get("ci")
         lift_ci = "–" if ci is None else f"{signed_pct(ci[0])} to {signed_pct(ci[1])}"
         rows.append({
             "name": v["variant"], "css": f"c{c % len(PALETTE)}", "color": PALETTE[c % len(PALETTE)],
@@ -341,7 +344,8 @@ def _variant_rows(doc: Mapping[str, Any], colors: Mapping[str, int]) -> list[dic
             "ctr": pct(v["ctr"]), "ctr_ci": pct_interval(v["ctr_ci"]),
             "lift": "control" if v["is_control"] else signed_pct(lift.get("estimate")),
             "lift_ci": "" if v["is_control"] else lift_ci,
-            "p_value": "" if v["is_control"] else p_value_text(lift.get("p_value")),
+            "p_value": "" if v["is_control"] else p_value_text(always_valid.get("p_value")),
+            "fixed_p_value": "" if v["is_control"] else p_value_text(lift.get("p_value")),
             "direction": "" if not significant else ("up" if (lift.get("estimate") or 0) > 0 else "down"),
             "version": "–" if v["model_version"] is None else str(v["model_version"]),
         })
@@ -397,6 +401,30 @@ def _offpolicy_rows(doc: Mapping[str, Any]) -> list[dict[str, str]]:
     } for o in doc["offpolicy"]]
 
 
+def _tuning_view(doc: Mapping[str, Any]) -> dict[str, Any] | None:
+    t = doc.get("offpolicy_tuning")
+    if not t:
+        return None
+
+    def name(params: Mapping[str, Any]) -> str:
+        return ", ".join(f"{k} = {v:g}" if isinstance(v, float) else f"{k} = {v}" for k, v in params.items())
+
+    rec = t.get("recommended")
+    return {
+        "variant": t["variant"], "policy": t["policy"], "n": count(t.get("n")), "message": t.get("message"),
+        "logged": pct(t.get("logged_value")),
+        "confidence": "" if t.get("confidence") is None else f"{t['confidence']:.2%}",
+        "recommended": None if rec is None else name(rec["params"]),
+        "settings": [{
+            "name": name(s["params"]), "dr": pct(s["dr"]), "ci": pct_interval(
+                None if s["ci_low"] is None or s["ci_high"] is None else [s["ci_low"], s["ci_high"]]
+            ),
+            "passes": bool(s["passes_gate"]),
+            "chosen": rec is not None and s["params"] == rec["params"],
+        } for s in t.get("settings") or []],
+    }  # fmt: skip
+
+
 def title_view(doc: Mapping[str, Any], image_origins: Sequence[str] = ()) -> dict[str, Any]:
     """Everything the title page renders, from one `title_stats` document. `image_origins`: the configured
     origins images may also come from (`local_image`)."""
@@ -413,7 +441,8 @@ def title_view(doc: Mapping[str, Any], image_origins: Sequence[str] = ()) -> dic
         },
         "best": None if best is None else {
             "variant": best["variant"], "ctr": pct(best["ctr"]), "runner_up": best["runner_up"],
-            "p": p_clause(best["p_value_vs_runner_up"]),
+            "p": p_clause(best.get("sequential_p_value_vs_runner_up")),
+            "fixed_p": p_clause(best["p_value_vs_runner_up"]), "decided": bool(best.get("decided")),
         },
         "control": doc["control"],
         "variants": variants,
@@ -433,6 +462,7 @@ def title_view(doc: Mapping[str, Any], image_origins: Sequence[str] = ()) -> dic
         "artworks": _artwork_rows(doc, art_colors, image_origins),
         "health": _health_view(doc["health"]),
         "offpolicy": _offpolicy_rows(doc),
+        "tuning": _tuning_view(doc),
         "methods": doc["methods"],
         "bucket_minutes": doc["series"]["bucket_minutes"],
     }

@@ -15,6 +15,11 @@ them); missing ones count as 0, as at decision time. Artworks removed since have
 
 `OffPolicyPanel` caches each title's rows for `ttl` seconds and keeps the explore events it has read, so
 a refresh reads only the labelled events added since (see its docstring for the costs).
+
+The panel also tunes (`tuning_row`): the policy of the first variant whose policy has a grid in TUNE_GRIDS
+is evaluated offline at every grid setting on the explore logs (`service.reporting.tuning`, the same code
+as `artbandit tune`: DR with its interval, Bonferroni over the grid) and a setting is shown as
+recommended only when its lower bound beats the explore logs' observed click rate. Cached TUNE_TTL seconds.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import numpy as np
 from policies import Policy, load_policy
 from service.catalog import TitleConfig, build_policy, fit_arms, reseed, spec_fingerprint, stable_seed
 from service.reporting import ope
+from service.reporting.tuning import tune
 from service.store import keys
 from service.store.clients import Client
 from service.store.records import LabelledEvent, StreamEntries, parse_labelled
@@ -44,6 +50,15 @@ EXPLORE_NAME = "explore"
 DEFAULT_LIMIT = 20_000  # newest labelled events read per title (all variants)
 DEFAULT_TTL = 30.0  # seconds a title's rows are reused
 MIN_EVENTS = 2  # the estimators need at least this many logged events
+# the grids the panel tries per policy (its other parameters stay as the variant configures them)
+TUNE_GRIDS: dict[str, dict[str, list[Any]]] = {
+    "linucb": {"alpha": [0.1, 0.3, 1.0, 3.0]},
+    "linear_ts": {"v": [0.1, 0.3, 1.0, 3.0]},
+    "epsilon_greedy": {"epsilon": [0.01, 0.05, 0.1, 0.2]},
+}
+TUNE_TTL = 600.0  # seconds a title's tuning result is reused (a grid of progressive validations)
+TUNE_BLOCK = 50  # events between the candidates' updates while tuning (bounds the cost)
+MIN_TUNE_EVENTS = 200  # explore events needed before the panel tunes
 
 
 def explore_variant(cfg: TitleConfig) -> str | None:
@@ -192,6 +207,39 @@ def offpolicy_rows(r: Client, cfg: TitleConfig, limit: int = DEFAULT_LIMIT) -> l
     return estimate_rows(r, cfg, explore, logged_events(r, cfg.title_id, explore, limit))
 
 
+def tuning_row(cfg: TitleConfig, explore: str, events: Sequence[LabelledEvent]) -> dict[str, Any] | None:
+    """The best setting on `explore`'s logged events of the first variant whose policy has a grid, with the
+    gate; None when no variant has one. {"variant", "policy", "grid", "n", "logged_value", "confidence",
+    "settings": [...], "recommended": {...} | None, "message": str | None}."""
+    variant = next(
+        (v for v in cfg.variants if v.name != explore and v.policy.name in TUNE_GRIDS), None
+    )
+    if variant is None:
+        return None
+    grid = TUNE_GRIDS[variant.policy.name]
+    out: dict[str, Any] = {
+        "variant": variant.name, "policy": variant.policy.name, "grid": grid, "n": len(events),
+        "logged_value": None, "confidence": None, "settings": [], "recommended": None, "message": None,
+    }  # fmt: skip
+    if len(events) < MIN_TUNE_EVENTS:
+        out["message"] = f"waiting for {MIN_TUNE_EVENTS} explore events (has {len(events)})"
+        return out
+    fixed = {k: v for k, v in variant.policy.params.items() if k not in grid}
+    data = ope.LoggedData.from_events(events, cfg.features)
+    try:
+        result = tune(
+            data, variant.policy.name, grid, block=TUNE_BLOCK, seed=stable_seed(cfg.title_id, explore),
+            fixed=fixed,
+        )  # fmt: skip
+    except ValueError as exc:  # e.g. an artwork the explore logs never showed: say so on the page
+        log.warning("off-policy tuning of %s/%s: %s", cfg.title_id, variant.name, exc)
+        out["message"] = str(exc)
+        return out
+    doc = result.as_json()
+    out.update({k: doc[k] for k in ("n", "logged_value", "confidence", "settings", "recommended")})
+    return out
+
+
 @dataclass
 class _Cached:
     cfg: TitleConfig
@@ -220,6 +268,7 @@ class OffPolicyPanel:
         self._lock = threading.Lock()
         self._cache: dict[str, _Cached] = {}
         self._logs: dict[str, ExploreLog] = {}
+        self._tuning: dict[str, tuple[TitleConfig, float, dict[str, Any] | None]] = {}
 
     def rows(self, r: Client, cfg: TitleConfig) -> list[dict[str, Any]]:
         with self._lock:
@@ -230,12 +279,29 @@ class OffPolicyPanel:
             explore = explore_variant(cfg)
             rows: list[dict[str, Any]] = []
             if explore is not None:
-                explore_log = self._logs.get(cfg.title_id)
-                if explore_log is None or explore_log.variant != explore:
-                    explore_log = self._logs[cfg.title_id] = ExploreLog(cfg.title_id, explore, self.limit)
-                rows = estimate_rows(r, cfg, explore, explore_log.update(r))
+                rows = estimate_rows(r, cfg, explore, self._explore_log(cfg, explore).update(r))
             self._cache[cfg.title_id] = _Cached(cfg, now + self.ttl, rows)
             return rows
+
+    def _explore_log(self, cfg: TitleConfig, explore: str) -> ExploreLog:
+        explore_log = self._logs.get(cfg.title_id)
+        if explore_log is None or explore_log.variant != explore:
+            explore_log = self._logs[cfg.title_id] = ExploreLog(cfg.title_id, explore, self.limit)
+        return explore_log
+
+    def tuning(self, r: Client, cfg: TitleConfig) -> dict[str, Any] | None:
+        """`tuning_row` on the title's explore events, recomputed after TUNE_TTL s or a config change."""
+        with self._lock:
+            now = self._clock()
+            held = self._tuning.get(cfg.title_id)
+            if held is not None and held[1] > now and held[0] == cfg:
+                return held[2]
+            explore = explore_variant(cfg)
+            row = None
+            if explore is not None:
+                row = tuning_row(cfg, explore, self._explore_log(cfg, explore).update(r))
+            self._tuning[cfg.title_id] = (cfg, now + TUNE_TTL, row)
+            return row
 
     def forget(self, title_id: str | None = None) -> None:
         """Drop one title's cached rows and events (every title's with None)."""
@@ -243,6 +309,8 @@ class OffPolicyPanel:
             if title_id is None:
                 self._cache.clear()
                 self._logs.clear()
+                self._tuning.clear()
             else:
                 self._cache.pop(title_id, None)
                 self._logs.pop(title_id, None)
+                self._tuning.pop(title_id, None)

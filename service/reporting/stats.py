@@ -7,7 +7,10 @@ Methods (the page states them too):
   log of the ratio (Katz): se(log RR) = sqrt(1/x_v - 1/n_v + 1/x_c - 1/n_c), exponentiated back, so it
   is asymmetric like the ratio itself. No interval when either arm has zero clicks (log undefined).
   The p-value is the two-sided pooled two-proportion z-test of p_v = p_c. The two can disagree at the
-  very edge of significance; they come from different (standard) approximations.
+  very edge of significance; they come from different (standard) approximations. Both are
+  FIXED-HORIZON numbers, valid for one look at a sample size fixed in advance; the dashboard is looked at
+  continuously, so its flags and best-variant badge use the always-valid (sequential) p-value and lift
+  interval of `service.reporting.sequential` (mSPRT), reported beside them under "sequential".
 - Sample-ratio mismatch (SRM): Pearson chi-square of observed distinct viewers per variant against the
   configured weights — viewers, not impressions, because assignment is sticky per viewer: heavy
   viewers make impression shares drift from the weights with nothing wrong (a 25-minute demo run
@@ -36,7 +39,8 @@ The raw input (written by the data plane) is:
      "name": str,                                  # display name from the catalog
      "artwork_meta": {artwork_id: {"image_url": str | None}},   # catalog order is kept
      "attribution_window_s": float,
-     "offpolicy": [{"variant", "ips", "ips_ci", "snips", "snips_ci", "n"?}]}   # from the OPE estimators
+     "offpolicy": [{"variant", "ips", "ips_ci", "snips", "snips_ci", "n"?}],   # from the OPE estimators
+     "offpolicy_tuning": {...} | None}   # offpolicy.tuning_row: best setting on the explore logs, gated
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from typing import Any
+
+from service.reporting import sequential
 
 Z95 = 1.959963984540054  # two-sided 95% normal quantile
 SRM_ALPHA = 0.001
@@ -58,12 +64,17 @@ MAX_LATE_CLICK_SHARE = 0.05  # late / (recorded + late): above this the attribut
 METHODS = {
     "ctr_interval": "Wilson score interval, 95%",
     "lift": "relative lift (variant CTR / control CTR - 1)",
-    "lift_interval": "delta method on the log of the CTR ratio (Katz), 95%",
-    "p_value": "two-sided pooled two-proportion z-test against control (per variant, not corrected for"
-    " multiple comparisons)",
+    "lift_interval": "delta method on the log of the CTR ratio (Katz), 95%, fixed-horizon (one look)",
+    "p_value": "two-sided pooled two-proportion z-test against control, fixed-horizon (one look; per variant,"
+    " not corrected for multiple comparisons)",
+    "sequential": "always-valid mSPRT p-value (normal mixture, tau = 10% of the pooled CTR) and confidence"
+    f" sequence of the lift (log ratio, tau = 0.1), alpha {sequential.ALPHA:g}; no decision before"
+    f" {sequential.MIN_CLICKS} clicks per arm; valid however often the page is refreshed. Flags and the"
+    " best-variant badge use these",
     "srm": f"Pearson chi-square of distinct viewers per variant vs configured weights, flagged when"
     f" p < {SRM_ALPHA:g}",
-    "best": "highest CTR; p-value: two-proportion z-test against the runner-up",
+    "best": "highest CTR; decided when the always-valid p-value against the runner-up is below"
+    f" {sequential.ALPHA:g} (the fixed-horizon z-test p-value is shown as such)",
 }
 
 
@@ -122,7 +133,9 @@ def two_proportion_p_value(x1: int, n1: int, x2: int, n2: int) -> float | None:
 def lift(
     control_clicks: int, control_n: int, variant_clicks: int, variant_n: int, z: float = Z95
 ) -> dict[str, Any] | None:
-    """Relative lift of a variant over control: {"estimate", "ci": [lo, hi] | None, "p_value"}.
+    """Relative lift of a variant over control: {"estimate", "ci": [lo, hi] | None, "p_value",
+    "sequential": {"p_value", "ci", "significant"}} — "ci" and "p_value" are fixed-horizon (one look),
+    "sequential" the always-valid ones the dashboard's flags use.
 
     None when either arm has no impressions; estimate None when control has no clicks (infinite lift).
     """
@@ -131,15 +144,16 @@ def lift(
     if control_n == 0 or variant_n == 0:
         return None
     p_value = two_proportion_p_value(control_clicks, control_n, variant_clicks, variant_n)
+    always_valid = sequential.compare(control_clicks, control_n, variant_clicks, variant_n)
     if control_clicks == 0:
-        return {"estimate": None, "ci": None, "p_value": p_value}
+        return {"estimate": None, "ci": None, "p_value": p_value, "sequential": always_valid}
     ratio = (variant_clicks / variant_n) / (control_clicks / control_n)
     ci: list[float] | None = None
     if variant_clicks > 0:
         se = math.sqrt(1 / variant_clicks - 1 / variant_n + 1 / control_clicks - 1 / control_n)
         log_ratio = math.log(ratio)
         ci = [math.exp(log_ratio - z * se) - 1, math.exp(log_ratio + z * se) - 1]
-    return {"estimate": ratio - 1, "ci": ci, "p_value": p_value}
+    return {"estimate": ratio - 1, "ci": ci, "p_value": p_value, "sequential": always_valid}
 
 
 # ------------------------------------------------------------------------------------ chi-square / SRM
@@ -291,13 +305,19 @@ def _best(variants: list[dict[str, Any]]) -> dict[str, Any] | None:
     if not ranked:
         return None
     best = ranked[0]
-    out = {"variant": best["variant"], "ctr": best["ctr"], "runner_up": None, "p_value_vs_runner_up": None}
+    out = {
+        "variant": best["variant"], "ctr": best["ctr"], "runner_up": None, "p_value_vs_runner_up": None,
+        "sequential_p_value_vs_runner_up": None, "decided": len(ranked) == 1,
+    }  # fmt: skip
     if len(ranked) > 1:
         r = ranked[1]
         out["runner_up"] = r["variant"]
         out["p_value_vs_runner_up"] = two_proportion_p_value(
             r["clicks"], r["impressions"], best["clicks"], best["impressions"]
         )
+        p = sequential.p_value(r["clicks"], r["impressions"], best["clicks"], best["impressions"])
+        out["sequential_p_value_vs_runner_up"] = p
+        out["decided"] = p is not None and p < sequential.ALPHA
     return out
 
 
@@ -447,6 +467,17 @@ def _offpolicy(raw: Mapping[str, Any], variants: list[dict[str, Any]]) -> list[d
     return out
 
 
+def _json_safe(obj: Any) -> Any:
+    """A copy with NaN and infinities replaced by None (JSON has neither)."""
+    if isinstance(obj, float):
+        return _finite(obj)
+    if isinstance(obj, Mapping):
+        return {k: _json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json_safe(v) for v in obj]
+    return obj
+
+
 def title_stats(raw: Mapping[str, Any], experiment: Mapping[str, Any] | None, now: float) -> dict[str, Any]:
     """The whole statistics document of one title (JSON-ready: no NaN, no infinities)."""
     variant_order = _variant_order(raw, experiment)
@@ -482,6 +513,7 @@ def title_stats(raw: Mapping[str, Any], experiment: Mapping[str, Any] | None, no
         "series": _series(raw, variant_order, artwork_order, now),
         "health": _health(raw, n),
         "offpolicy": _offpolicy(raw, variants),
+        "offpolicy_tuning": _json_safe(raw.get("offpolicy_tuning")),
         "methods": METHODS,
     }
 

@@ -263,8 +263,8 @@ BAD_CONSTRUCTION = [
     ({"arms": ["a", ""]}, "arm ids must be non-empty strings"),
     ({"features": ["x", "x"]}, "feature names must be unique"),
     ({"seed": -1}, "seed must be a non-negative integer"),
-    ({"floor": 0.0}, r"floor must be in \(0, 1\], got 0.0"),
-    ({"floor": 1.5}, r"floor must be in \(0, 1\], got 1.5"),
+    ({"floor": -0.1}, r"floor must be in \[0, 1\], got -0.1"),
+    ({"floor": 1.5}, r"floor must be in \[0, 1\], got 1.5"),
     ({"bogus": 1}, "allowed parameters"),
 ]
 
@@ -296,3 +296,14 @@ def test_unknown_policy_and_corrupt_state() -> None:
         create_policy("nope", arms=ARMS, features=FEATURES)
     with pytest.raises(ValueError, match="bad magic bytes"):
         load_policy(b"not a policy at all")
+
+
+def test_floor_zero_gives_a_deterministic_candidate() -> None:
+    """Offline candidates may have floor 0 ("what if we always showed k"): the other artworks get 0."""
+    p = make("fixed", arm=ARMS[1], floor=0.0)
+    probs = p.decide_batch(contexts(4, 30)).probabilities
+    assert np.all(probs[:, 1] == 1.0) and np.all(np.delete(probs, 1, axis=1) == 0.0)
+    learner = make("linucb", alpha=0.0, floor=0.0)
+    x = contexts(5, 40)
+    learner.learn_batch(x, np.zeros(40, dtype=np.int64), np.ones(40), np.full(40, 0.25))
+    assert (learner.decide_batch(x).probabilities == 0.0).any(axis=1).all()

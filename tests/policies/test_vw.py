@@ -235,7 +235,7 @@ BAD_SETTINGS = [
     ({"clip_p": 1.0}, r"clip_p must be in \[0, 1\)"),
     ({"warmup": -1}, r"warmup must be in \[0, inf\]"),
     ({"bits": 40}, r"bits must be in \[10, 28\]"),
-    ({"floor": 0.0}, r"floor must be in \(0, 1\]"),
+    ({"floor": -0.5}, r"floor must be in \[0, 1\]"),
     ({"gamma": 3}, "unexpected keyword argument 'gamma'"),
     ({"arm_features": [1, 2]}, "arm_features must map artwork id to features"),
     (

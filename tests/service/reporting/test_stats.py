@@ -117,7 +117,10 @@ def test_lift_zero_cases() -> None:
     no_variant_clicks = lift(5, 100, 0, 100)
     assert no_variant_clicks is not None
     assert no_variant_clicks["estimate"] == -1.0 and no_variant_clicks["ci"] is None  # log(0) undefined
-    assert lift(0, 100, 0, 100) == {"estimate": None, "ci": None, "p_value": 1.0}
+    assert lift(0, 100, 0, 100) == {
+        "estimate": None, "ci": None, "p_value": 1.0,
+        "sequential": {"p_value": 1.0, "ci": None, "significant": False},
+    }
 
 
 # ------------------------------------------------------------------------------------- chi-square / SRM

@@ -132,7 +132,8 @@ def test_impress_many_logs_a_page_and_reports_per_record(
         for t in titles
     ]
     assert join.impress_many([(rec, None, None) for rec in recs]) == [None] * 9
-    again = join.impress_many([(recs[0], None, None), (recs[1], None, None)])  # ids already used: refused, per record
+    # ids already used: refused, per record
+    again = join.impress_many([(recs[0], None, None), (recs[1], None, None)])
     assert all(isinstance(e, ValueError) and "already used" in str(e) for e in again)
     for t in titles:
         assert r.xlen(keys.decisions_stream(t)) == 1

@@ -175,6 +175,8 @@ CASES = [
      "alpha must be in [0, inf]"),
     (PUT, T2, put(title_with(policy={"name": "linucb", "params": {"gamma": 1}})), 400, BAD,
      "allowed parameters"),
+    (PUT, T2, put(title_with(policy={"name": "linucb", "params": {"floor": 0}})), 400, BAD,
+     "floor must be > 0 for a served policy"),
     (PUT, T2, put(title_with(experiment=EXPERIMENT)), 400, BAD, "give either policy or experiment"),
     (PUT, T2, put({**NO_POLICY, "experiment": EXPERIMENT_BAD_CONTROL}), 400, BAD,
      "control 'nobody' is not one of the variants"),
