@@ -37,6 +37,15 @@ class ClickOutcome(StrEnum):
     UNKNOWN = "unknown"
 
 
+class Activation(StrEnum):
+    """What POST /activate answers per impression id (service/store/lua/activate.lua)."""
+
+    ACTIVATED = "activated"  # it was deferred and is shown from now on (its window starts now)
+    ALREADY_ACTIVE = "already_active"  # shown already: activated before, rewarded, or never deferred
+    UNKNOWN = "unknown"  # never logged, or forgotten after its retention
+    EXPIRED = "expired"  # deferred, and its attribution window since the decision has passed
+
+
 @dataclass(frozen=True, slots=True)
 class Labelled:
     """One impression's final label, emitted exactly once."""

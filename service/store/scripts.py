@@ -40,7 +40,6 @@ WAIT_MARGIN = 1.0  # seconds a queued call waits on top of the socket timeouts b
 _UNSET: Any = object()  # no reply yet (a script may reply nil, i.e. None)
 
 
-
 class _Call:
     __slots__ = ("script", "keys", "args", "packed", "reply", "error", "lead", "done")
 
@@ -94,6 +93,35 @@ class ScriptRunner:
         if call.error is not None:
             raise call.error
         return call.reply
+
+    def run_many(self, calls: Sequence[tuple[Script, Sequence[str], Sequence[Arg]]]) -> list[Any]:
+        """Several calls (a page's decisions, an activation's titles) sent together, in one round trip
+        unless a NOSCRIPT forces a reload. Returns one reply per call, in order; a call that failed has its
+        exception in its place (a ResponseError fails only its own call, a connection error all of them).
+        Raises only when the calls could not be sent or answered in time (TimeoutError)."""
+        batch = [_Call(script, keys, args) for script, keys, args in calls]
+        if not batch:
+            return []
+        with self._lock:
+            self._queue.extend(batch)  # contiguous and under the lock: one leader takes them all at once
+            lead = not self._busy
+            if lead:
+                self._busy = True
+        if not lead:
+            try:
+                self._await(batch[0])
+            except redis.TimeoutError:
+                with self._lock:  # never sent: take the rest of the batch off the queue as well
+                    mine = {id(c) for c in batch}
+                    self._queue = [c for c in self._queue if id(c) not in mine]
+                raise
+            lead = batch[0].lead
+        if lead:
+            self._lead()
+        for call in batch[1:]:  # in the same round trip as the first: released when it was read
+            if not call.done.acquire(timeout=self._wait):
+                raise redis.TimeoutError("no reply from Redis in time")
+        return [call.error if call.error is not None else call.reply for call in batch]
 
     def close(self) -> None:
         with self._lock:

@@ -4,7 +4,8 @@
 - `encoding`  orjson as Flask's JSON provider
 - `handlers`  `{"error", "message"}` for every failure, request timing
 - `hot`       WSGI middleware serving POST /impression and /click without Flask's per-request work
-- one blueprint per resource: `impressions`, `clicks`, `titles`, `stats`, `health`, `metrics`,
+- one blueprint per resource: `impressions`, `pages` (POST /impressions), `clicks`, `rewards`,
+  `activations`, `titles`, `stats`, `health`, `metrics`,
   `openapi`, `dashboard`; `schemas` (pydantic request/response models), `auth` (keys, tokens)
 
 Blueprints parse, call the domain (`service.serving`, `service.join`, `service.store`,
@@ -15,11 +16,36 @@ from __future__ import annotations
 
 from flask import Flask
 
-from service.web import clicks, dashboard, handlers, health, impressions, metrics, openapi, stats, titles
+from service.web import (
+    activations,
+    clicks,
+    dashboard,
+    handlers,
+    health,
+    impressions,
+    metrics,
+    openapi,
+    pages,
+    rewards,
+    stats,
+    titles,
+)
 
 
 def register_api(app: Flask) -> None:
     """Blueprints, error handlers and request timing."""
-    for module in (impressions, clicks, titles, stats, health, metrics, openapi, dashboard):
+    for module in (
+        impressions,
+        pages,
+        clicks,
+        rewards,
+        activations,
+        titles,
+        stats,
+        health,
+        metrics,
+        openapi,
+        dashboard,
+    ):
         app.register_blueprint(module.bp)
     handlers.install(app)
