@@ -83,9 +83,7 @@ def test_a_page_decides_exactly_as_single_impressions(redis: redis_lib.Redis, se
     assert len(logged) == 1 and dict(logged[0].context) == {"horror": 0.9}
 
 
-def test_a_page_is_one_round_trip(
-    redis: redis_lib.Redis, settings: Settings, round_trips: list[int]
-) -> None:
+def test_a_page_is_one_round_trip(redis: redis_lib.Redis, settings: Settings, round_trips: list[int]) -> None:
     many = [f"p{i}" for i in range(20)]
     for t in many:
         catalog.save_title(redis, title(t))
