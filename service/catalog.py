@@ -89,8 +89,8 @@ class RewardSpec(_Strict):
     aggregate clipped to [min, max]; an impression without any reward is labelled 0 clipped."""
 
     aggregate: Literal["first", "sum", "max"] = "first"
-    min: float = Field(default=0.0, allow_inf_nan=False, ge=-1e9, le=1e9)
-    max: float = Field(default=1.0, allow_inf_nan=False, ge=-1e9, le=1e9)
+    min: float = Field(default=0.0, strict=True, allow_inf_nan=False, ge=-1e9, le=1e9)
+    max: float = Field(default=1.0, strict=True, allow_inf_nan=False, ge=-1e9, le=1e9)
 
     @model_validator(mode="after")
     def _ordered(self) -> RewardSpec:

@@ -63,6 +63,7 @@ class PageRequest(_Request):
             min_length=1,
             max_length=MAX_PAGE_TITLES,
             description="title ids in page order, no repeats",
+            json_schema_extra={"uniqueItems": True},
             examples=[["stranger-things", "the-crown"]],
         ),
     ]
