@@ -140,6 +140,7 @@ def _run_http(args: argparse.Namespace, world: Any, policy: str, params: dict[st
         api_key=args.api_key or os.environ.get("ARTBANDIT_API_KEY"),
         buckets=args.buckets,
         seed=seed,
+        page_size=args.page_size,
     )
     return run_http(world, policy, params, settings)
 
@@ -202,6 +203,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     http.add_argument("--api-key", help="admin key to set the titles up (default: $ARTBANDIT_API_KEY)")
     http.add_argument("--rate", type=float, help="impressions per simulated second (default: the world's)")
     http.add_argument("--concurrency", type=int, default=32, help="requests in flight at most")
+    http.add_argument(
+        "--page-size", type=int, default=1,
+        help="titles per request: > 1 sends pages of distinct titles to POST /impressions",
+    )  # fmt: skip
     http.add_argument(
         "--time-scale", type=float, default=1.0, help="real seconds per simulated second (< 1: faster)"
     )
