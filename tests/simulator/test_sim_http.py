@@ -126,7 +126,9 @@ def test_simulate_command_drives_the_service(service_url: str, tmp_path: Path) -
     assert runs["driver"].tolist() == ["http", "http"] and (runs["answered"] == 150).all()
 
 
-PAGE_WORLD = WorldConfig(titles=25, artworks=4, tastes=4, viewers=500, rate=500.0, click_delay_median=5.0, seed=5)
+PAGE_WORLD = WorldConfig(
+    titles=25, artworks=4, tastes=4, viewers=500, rate=500.0, click_delay_median=5.0, seed=5
+)
 
 
 def test_http_driver_drives_pages(service_url: str, redis: redis_lib.Redis) -> None:
