@@ -185,7 +185,8 @@ class ScriptRunner:
             retry: list[_Call] = []
             read = 0
             try:
-                conn.send_packed_command([c.packed for c in pending], check_health=False)
+                # one buffer, one sendall: redis-py sends a list item by item (a syscall each)
+                conn.send_packed_command([b"".join([c.packed for c in pending])], check_health=False)
                 for call in pending:
                     try:
                         call.reply = conn.read_response()

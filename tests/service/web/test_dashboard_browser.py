@@ -267,4 +267,5 @@ def test_dashboard_in_chromium(stack: Stack) -> None:
             browser.close()
     counters = stack.demo.counters.snapshot()
     assert counters["impressions"] > 0 and counters["errors"] == 0 and counters["fallbacks"] == 0, counters
+    assert counters["never_shown"] > 0, counters  # the demo viewers browse deferred pages
     assert not problems, "\n".join(problems)
