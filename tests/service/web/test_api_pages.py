@@ -14,6 +14,7 @@ from flask.testing import FlaskClient
 from service.app import create_app
 from service.devstack.redis_server import PrivateRedis
 from service.learning.learner import Learner
+from service.reporting.offpolicy import logged_events
 from simulator.export import title_records
 
 KEY = "pages-key"
@@ -136,6 +137,9 @@ def test_deferred_rows_count_only_once_activated(app: Flask, client: FlaskClient
     assert health["never_shown"] == 1 and health["pending"] == 0
     shown_health = client.get(f"/stats/{ROW[0]}").get_json()["health"]["join"]
     assert (shown_health["never_shown"], shown_health["clicked"]) == (0, 1)
+    # off-policy evaluation reads the labelled events: the never-shown rows are not among them
+    assert logged_events(redis, ROW[9], "default") == []
+    assert [e.impression_id for e in logged_events(redis, ROW[0], "default")] == [ids[0]]
     # export carries the shown impressions only, with their rewards
     records = [rec for t in ROW[:10] for rec in title_records(redis, t)[0]]
     assert sorted(r["event_id"] for r in records) == sorted(ids[:4] + [ids[5]])
