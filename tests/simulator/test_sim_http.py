@@ -131,17 +131,20 @@ PAGE_WORLD = WorldConfig(
 )
 
 
-def test_http_driver_drives_pages(service_url: str, redis: redis_lib.Redis) -> None:
+def test_http_driver_drives_pages(redis_server: PrivateRedis, redis: redis_lib.Redis) -> None:
     """Pages of 20 titles per POST /impressions: every impression answered and logged once; the served
     click-through rate of the uniform policy is that of the in-process driver on the same world and seed
     (expected CTR within 5%; the realized CTR within 4 standard errors)."""
     world = World.generate(PAGE_WORLD)
     n = 3000
-    settings = HttpSettings(
-        base_url=service_url, impressions=n, concurrency=8, time_scale=0.001, api_key=API_KEY, seed=4,
-        page_size=20,
-    )  # fmt: skip
-    served = run_http(world, "uniform", {}, settings)
+    # a patient Redis timeout: on a busy machine the default 50 ms would turn some requests into
+    # fallbacks and 503s, which this test is not about
+    with serving(redis_server.url, redis_timeout=2.0) as url:
+        settings = HttpSettings(
+            base_url=url, impressions=n, concurrency=8, time_scale=0.001, api_key=API_KEY, seed=4,
+            page_size=20,
+        )  # fmt: skip
+        served = run_http(world, "uniform", {}, settings)
     extra = served.extra
     assert extra["answered"] == n and extra["requests"] < n / 2  # pages (a repeated title starts a new one)
     assert not [k for k in extra if "error" in k or "http_" in k], extra
