@@ -16,7 +16,7 @@ import json
 import math
 from dataclasses import fields
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -93,6 +93,25 @@ class Experiment(_Strict):
         return self
 
 
+class RewardSpec(_Strict):
+    """How a title's rewards become the label at the deadline (POST /reward). Without one a title has
+    today's click semantics: the first reward counts (a click is 1), the label is clipped to [0, 1].
+
+    aggregate: `first` keeps the first reward (later ones are duplicates), `sum` adds every reward of the
+    window, `max` keeps the largest (with sum/max a repeated event id is a duplicate). The label is the
+    aggregate clipped to [min, max]; an impression without any reward is labelled 0 clipped."""
+
+    aggregate: Literal["first", "sum", "max"] = "first"
+    min: float = Field(default=0.0, strict=True, allow_inf_nan=False, ge=-1e9, le=1e9)
+    max: float = Field(default=1.0, strict=True, allow_inf_nan=False, ge=-1e9, le=1e9)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RewardSpec:
+        if not self.min < self.max:
+            raise ValueError(f"reward.min must be below reward.max, got [{self.min!r}, {self.max!r}]")
+        return self
+
+
 class TitleConfig(_Strict):
     """What `PUT /titles/<title_id>` accepts (title_id comes from the URL) and the catalog YAML holds."""
 
@@ -104,6 +123,7 @@ class TitleConfig(_Strict):
     policy: PolicySpec | None = None  # shorthand for one variant named "default"
     experiment: Experiment | None = None
     segments: SegmentConfig | None = None  # taste segments of the dashboard (service/segments.py)
+    reward: RewardSpec | None = None  # None: clicks (first reward counts, labels in [0, 1])
 
     @model_validator(mode="after")
     def _consistent(self) -> TitleConfig:

@@ -48,6 +48,10 @@ class LateClick(ArtbanditError):
     status, code = 410, "late_click"
 
 
+class LateReward(ArtbanditError):
+    status, code = 410, "late_reward"
+
+
 class PayloadTooLarge(ArtbanditError):
     status, code = 413, "payload_too_large"
 

@@ -197,14 +197,15 @@ def read_store_health(r: Client) -> dict[str, dict[str, Any]]:
     titles = sorted(health)
     pipe = r.pipeline(transaction=False)
     for title in titles:
-        pipe.hmget(keys.join_counters(title), list(JOIN_OUTCOMES))
+        pipe.hgetall(keys.join_counters(title))
         pipe.zcard(keys.pending(title))
     replies = pipe.execute()
     out: dict[str, dict[str, Any]] = {}
     for i, title in enumerate(titles):
         counts, n_pending = replies[2 * i], replies[2 * i + 1]
-        join = {name: int(c or 0) for name, c in zip(JOIN_OUTCOMES, counts, strict=True)}
-        out[title] = {**health[title], "join": {"pending": int(n_pending), **join}}
+        join = {name: int(counts.get(name.encode(), 0)) for name in JOIN_OUTCOMES}
+        pending = int(n_pending) - counters.awaiting_activation(counts)
+        out[title] = {**health[title], "join": {"pending": pending, **join}}
     return out
 
 

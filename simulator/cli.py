@@ -142,6 +142,7 @@ def _run_http(args: argparse.Namespace, world: Any, policy: str, params: dict[st
         client_key=args.client_key or os.environ.get("ARTBANDIT_CLIENT_KEY"),
         buckets=args.buckets,
         seed=seed,
+        page_size=args.page_size,
     )
     return run_http(world, policy, params, settings)
 
@@ -252,6 +253,10 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     )
     http.add_argument("--rate", type=float, help="impressions per simulated second (default: the world's)")
     http.add_argument("--concurrency", type=int, default=32, help="requests in flight at most")
+    http.add_argument(
+        "--page-size", type=int, default=1,
+        help="titles per request: > 1 sends pages of distinct titles to POST /impressions",
+    )  # fmt: skip
     http.add_argument(
         "--time-scale", type=float, default=1.0, help="real seconds per simulated second (< 1: faster)"
     )

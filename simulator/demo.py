@@ -11,6 +11,12 @@ artworks: an artwork's appeal is its catalog feature vector (normalized), so
 viewer's tastes are sent as the impression's context (only the features the title declares). A
 contextual policy can therefore beat any single artwork, and the CTR of the `linucb` variant rises over
 the first minutes while `control` (one fixed artwork) stays flat.
+
+Viewers browse pages (`pages=True`, the default): a visit loads one page of every catalog title in a
+popularity-weighted order with `POST /impressions` and `defer: true`, scrolls down row by row (each
+next row is reached with probability SCROLL_ON), activates the rows it reached (`POST /activate`) and
+clicks some of those. The rows it never reached are never shown: the dashboard counts them `never_shown`
+and nothing learns from them. With `pages=False` every visit is one `POST /impression` of one title.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from simulator.world import World
 
 log = logging.getLogger(__name__)
 ARTWORK_BIAS_SD = 0.2
+SCROLL_ON = 0.7  # probability that a browsing viewer reaches the next row of the page
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,7 @@ class ViewerModel:
 class DemoCounters:
     impressions: int = 0
     clicks: int = 0
+    never_shown: int = 0  # deferred rows the viewer never scrolled to
     fallbacks: int = 0
     errors: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -107,7 +115,7 @@ class DemoCounters:
     def snapshot(self) -> dict[str, int]:
         with self.lock:
             return {"impressions": self.impressions, "clicks": self.clicks, "fallbacks": self.fallbacks,
-                    "errors": self.errors}  # fmt: skip
+                    "errors": self.errors, "never_shown": self.never_shown}  # fmt: skip
 
 
 class _Client:
@@ -152,6 +160,7 @@ class DemoTraffic:
         threads: int = 3,
         seed: int = 11,
         client_key: str | None = None,
+        pages: bool = True,
     ) -> None:
         if not rate > 0:
             raise ValueError(f"rate must be > 0 impressions per second, got {rate!r}")
@@ -159,6 +168,7 @@ class DemoTraffic:
             raise ValueError(f"threads must be >= 1, got {threads!r}")
         self.base_url, self.model, self.rate, self.seed = base_url, model, rate, seed
         self.client_key = client_key
+        self.pages = pages
         self.counters = DemoCounters()
         self._stop = threading.Event()
         self._threads = [
@@ -180,14 +190,18 @@ class DemoTraffic:
         rng = np.random.default_rng(np.random.SeedSequence([self.seed, index]))
         client = _Client(self.base_url, client_key=self.client_key)
         popularity = self.model.world.popularity
-        interval = n_threads / self.rate
+        # a page carries one impression per title: pace visits so impressions arrive at about `rate`
+        interval = n_threads / self.rate * (len(popularity) if self.pages else 1)
         next_at = time.monotonic()
         try:
             while not self._stop.is_set():
                 title = int(rng.choice(len(popularity), p=popularity))
                 viewer = int(rng.integers(self.model.viewers))
                 try:
-                    self._one(client, rng, title, viewer)
+                    if self.pages:
+                        self._page(client, rng, viewer)
+                    else:
+                        self._one(client, rng, title, viewer)
                 except (OSError, http.client.HTTPException, ValueError) as exc:
                     self.counters.add(errors=1)
                     log.warning("demo request failed (%s); retrying in 1 s", exc)
@@ -197,6 +211,47 @@ class DemoTraffic:
                 self._stop.wait(max(0.0, next_at - time.monotonic()))
         finally:
             client.close()
+
+    def _page(self, client: _Client, rng: np.random.Generator, viewer: int) -> None:
+        """One visit: a deferred page of every title, the rows scrolled to activated, some clicked."""
+        popularity = self.model.world.popularity
+        n = len(popularity)
+        order = [int(t) for t in rng.choice(n, size=n, replace=False, p=popularity)]
+        context: dict[str, float] = {}
+        for t in order:
+            context.update(self.model.context(t, viewer))
+        request = {
+            "user_id": f"viewer-{viewer}",
+            "context": context,
+            "titles": [self.model.titles[t].title_id for t in order],
+            "defer": True,
+        }
+        status, body = client.post("/impressions", request)
+        if status != 200:
+            raise ValueError(f"/impressions answered {status}: {body.get('message')}")
+        reached = 1
+        while reached < len(order) and rng.random() < SCROLL_ON:
+            reached += 1
+        entries = body["impressions"]
+        shown = [(t, e) for t, e in zip(order[:reached], entries[:reached], strict=True) if "error" not in e]
+        logged = [e["impression_id"] for _, e in shown if not e["fallback"]]
+        self.counters.add(
+            impressions=len(shown),
+            fallbacks=sum(1 for _, e in shown if e["fallback"]),
+            never_shown=sum(1 for e in entries[reached:] if e.get("impression_id")),
+        )
+        if logged:
+            status, answer = client.post("/activate", {"impression_ids": logged})
+            if status != 200:
+                raise ValueError(f"/activate answered {status}: {answer.get('message')}")
+        for t, entry in shown:
+            if entry["fallback"]:
+                continue
+            if rng.random() < self.model.click_probability(t, viewer, entry["artwork_id"]):
+                status, answer = client.post("/click", {"impression_id": entry["impression_id"]})
+                if status != 200:
+                    raise ValueError(f"/click answered {status}: {answer.get('message')}")
+                self.counters.add(clicks=1)
 
     def _one(self, client: _Client, rng: np.random.Generator, title: int, viewer: int) -> None:
         cfg = self.model.titles[title]

@@ -8,6 +8,12 @@ time. New artworks are added with `PUT /titles/<id>` when they appear. The metri
 in-process driver (`Recorder`), with the label taken from the service: a click answered "recorded" is
 reward 1, anything else reward 0. So `run_http` and `run_inprocess` on the same world, seed and rate can
 be compared directly.
+
+Pages (`page_size` > 1): consecutive impressions are grouped into pages of up to `page_size` distinct
+titles, and each page is one `POST /impressions`. A page has one viewer, context and time — the first
+impression's, given to every impression of the page (their click probabilities are computed for that
+viewer); each entry of the answer is then judged and clicked like a single impression. Viewers are
+drawn independently per impression, so this changes which viewer meets which title, not the mix.
 """
 
 from __future__ import annotations
@@ -40,10 +46,12 @@ class HttpSettings:
     setup: bool = True  # PUT every title with its artworks and the policy before the run
     buckets: int = 20
     seed: int = 1
+    page_size: int = 1  # > 1: pages of up to this many titles per POST /impressions
 
     def __post_init__(self) -> None:
         from policies.base import check_number
 
+        check_number("page_size", self.page_size, low=1, high=100, integer=True)
         check_number("impressions", self.impressions, low=1, integer=True)
         check_number("concurrency", self.concurrency, low=1, integer=True)
         check_number("time_scale", self.time_scale, low=0.0, low_open=True)
@@ -70,6 +78,7 @@ class _Run:
     def __init__(self, world: World, policy: str, params: Mapping[str, Any], s: HttpSettings) -> None:
         self.world, self.policy, self.params, self.s = world, policy, dict(params), s
         self.imp = Impressions.concat(list(Traffic(world, s.seed, s.impressions, s.rate).chunks()))
+        self.pages = self._pages(s.page_size)
         self.truth = world.truth(self.imp.title, self.imp.viewer, self.imp.time, self.imp.views)
         self.slot_of = {world.artwork_ids[g]: s_ for row in world.slots for s_, g in enumerate(row) if g >= 0}
         n = len(self.imp)
@@ -81,6 +90,25 @@ class _Run:
         self.sem = asyncio.Semaphore(s.concurrency)
         self.data_headers = {"Authorization": f"Bearer {s.client_key}"} if s.client_key else {}
         self.pending: set[asyncio.Task[None]] = set()
+
+    def _pages(self, size: int) -> list[list[int]]:
+        """Consecutive impressions grouped into pages of distinct titles; each page's impressions get
+        its first impression's viewer, context and time (see the module docstring)."""
+        imp = self.imp
+        pages: list[list[int]] = []
+        titles: set[int] = set()
+        for i in range(len(imp)):
+            t = int(imp.title[i])
+            if not pages or len(pages[-1]) >= size or t in titles:
+                pages.append([i])
+                titles = {t}
+                continue
+            first = pages[-1][0]
+            imp.viewer[i], imp.time[i] = imp.viewer[first], imp.time[first]
+            imp.context[i] = imp.context[first]
+            pages[-1].append(i)
+            titles.add(t)
+        return pages
 
     async def setup(self, client: httpx.AsyncClient, at: float) -> None:
         headers = {"Authorization": f"Bearer {self.s.api_key}"} if self.s.api_key else {}
@@ -109,7 +137,36 @@ class _Run:
         if resp.status_code != 200:
             self.counts[f"impression_http_{resp.status_code}"] += 1
             return
-        answer = resp.json()
+        self._answered(client, i, resp.json(), started)
+
+    async def page(self, client: httpx.AsyncClient, rows: list[int], started: float) -> None:
+        w, imp = self.world, self.imp
+        first = rows[0]
+        body = {
+            "user_id": f"viewer-{int(imp.viewer[first])}",
+            "context": dict(zip(w.feature_names, imp.context[first].tolist(), strict=True)),
+            "titles": [w.title_ids[int(imp.title[i])] for i in rows],
+        }
+        async with self.sem:
+            sent = _time.perf_counter()
+            try:
+                resp = await client.post("/impressions", json=body)
+            except httpx.HTTPError as exc:
+                self.counts[f"page_error:{type(exc).__name__}"] += 1
+                return
+            self.latency.append(_time.perf_counter() - sent)
+        if resp.status_code != 200:
+            self.counts[f"page_http_{resp.status_code}"] += 1
+            return
+        for i, entry in zip(rows, resp.json()["impressions"], strict=True):
+            if "error" in entry:
+                self.counts[f"entry_{entry['error']}"] += 1
+            else:
+                self._answered(client, i, entry, started)
+
+    def _answered(self, client: httpx.AsyncClient, i: int, answer: dict[str, Any], started: float) -> None:
+        """Judge one answered impression: the world decides whether the viewer clicks its artwork."""
+        imp = self.imp
         self.answered[i] = True
         self.slot[i] = self.slot_of[answer["artwork_id"]]
         if answer.get("fallback"):
@@ -152,14 +209,18 @@ class _Run:
                 await self.setup(client, at=0.0)
             arrivals = list(self.world.arrival_times)
             started = _time.perf_counter()
-            for i in range(len(imp)):
+            for rows in self.pages:
+                i = rows[0]
                 due = started + imp.time[i] * s.time_scale
                 while arrivals and arrivals[0] <= imp.time[i]:
                     await self.setup(client, at=arrivals.pop(0))
                 delay = due - _time.perf_counter()
                 if delay > 0:
                     await asyncio.sleep(delay)
-                self._spawn(self.impression(client, i, started))
+                if s.page_size > 1:
+                    self._spawn(self.page(client, rows, started))
+                else:
+                    self._spawn(self.impression(client, i, started))
             sending = _time.perf_counter() - started
             while self.pending:
                 await asyncio.gather(*list(self.pending))
@@ -183,6 +244,8 @@ class _Run:
         lat = np.array(self.latency) if self.latency else np.zeros(1)
         extra: dict[str, Any] = {
             "driver": "http",
+            "page_size": float(self.s.page_size),
+            "requests": float(len(self.pages)),
             "requested": float(len(self.imp)),
             "answered": float(ok.sum()),
             "achieved_rate": float(len(self.imp) / max(sending, 1e-9)),

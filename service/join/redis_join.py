@@ -4,7 +4,13 @@
 - `click` (click.lua): the first click at or before the deadline takes the impression off the pending set
   and emits the reward-1 labelled event; later clicks are "duplicate" or "late"; a click on a pending
   impression past its deadline first expires it (reward 0), then counts as "late".
-- `expire` (due.lua, then expire.lua): reward-0 labels for pending impressions past their deadline.
+- `reward` (click.lua, which `click` calls with value 1): graded rewards under the title's rule
+  (`RewardSpec`: first | sum | max, clipped), event-id dedupe; a reward on a deferred impression
+  activates it first.
+- `activate` (activate.lua): deferred impressions (`impress(defer=True)`) are logged but count nowhere
+  until activated; the window starts at activation.
+- `expire` (due.lua, then expire.lua): labels for pending impressions past their deadline, and
+  `never_shown` for deferred ones never activated (no label).
 
 Whichever script removes an id from the pending set emits its one labelled event, so every impression
 is labelled exactly once whatever the interleaving. Times are epoch seconds; `now=None` means the Redis
@@ -13,20 +19,24 @@ server's clock (TIME), so every worker and the learner judge deadlines on the sa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 import redis
 from redis.cluster import RedisCluster
 
+from service.catalog import RewardSpec
 from service.config import Settings
 from service.errors import StoreUnavailable
-from service.join.rule import ClickOutcome
+from service.join.rule import Activation, ClickOutcome
 from service.store import keys
 from service.store.clients import UNAVAILABLE, CircuitBreaker, Client, load_script, trips_breaker
 from service.store.cluster_scripts import ClusterScriptRunner
 from service.store.records import DecisionRecord
-from service.store.scripts import ScriptCall, ScriptRunner
+from service.store.scripts import Arg, ScriptCall, ScriptRunner
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,16 @@ def _segment_fields(record: DecisionRecord, segment: str | None) -> tuple[str, s
     )
 
 
+class ImpressItem(NamedTuple):
+    """One decision of a batch for `RedisJoin.impress_many`: `impress`'s arguments."""
+
+    record: DecisionRecord
+    ref: keys.ImpressionRef | None = None
+    segment: str | None = None
+    defer: bool = False
+    reward: RewardSpec | None = None
+
+
 def _impress_error(record: DecisionRecord, exc: redis.ResponseError) -> Exception:
     if "impression id already used" in str(exc):
         return ValueError(f"impression id {record.event_id!r} was already used")
@@ -66,8 +86,9 @@ class RedisJoin:
         self._click = load_script(r, "click")
         self._due = load_script(r, "due")
         self._expire = load_script(r, "expire")
-        # impress and click, the two calls on the request path: one combined connection per worker, or
-        # one per master node on a cluster
+        self._activate = load_script(r, "activate")
+        # impress, click (rewards) and activate, the calls on the request path: one combined connection
+        # per worker, or one per master node on a cluster
         self._wire: ScriptRunner | ClusterScriptRunner = (
             ClusterScriptRunner(r) if isinstance(r, RedisCluster) else ScriptRunner(r)
         )
@@ -80,30 +101,35 @@ class RedisJoin:
 
     # ----------------------------------------------------------------- impressions
     def impress(
-        self, record: DecisionRecord, ref: keys.ImpressionRef | None = None, segment: str | None = None
+        self,
+        record: DecisionRecord,
+        ref: keys.ImpressionRef | None = None,
+        segment: str | None = None,
+        defer: bool = False,
+        reward: RewardSpec | None = None,
     ) -> None:
         """Log a decision and open its join entry (one round trip). Redis errors propagate: the caller
         decides between degrading and failing. `record.event_id` must come from `keys.new_impression_id`;
         `ref`, its parts from `keys.new_impression`, spares parsing it again. `segment`: the viewer's taste
         segment (service/segments.py), counted with the decision and its click; None counts no segment
-        (the `Decider` always gives one)."""
-        script, call_keys, args = self.impress_call(record, ref, segment)
+        (the `Decider` always gives one). `defer`: logged, but shown (counted, labelled, learned) only once
+        activated. `reward`: the title's reward rule (None: clicks)."""
+        script, call_keys, args = self.impress_call(record, ref, segment, defer, reward)
         try:
             self._wire.run(script, call_keys, args)
         except redis.ResponseError as exc:
             raise _impress_error(record, exc) from exc
 
-    def impress_many(
-        self, records: list[tuple[DecisionRecord, keys.ImpressionRef | None, str | None]]
-    ) -> list[Exception | None]:
-        """Log several decisions (e.g. a page of titles), each `(record, ref, segment)` as `impress` takes
-        them: one batch per Redis node, the nodes in parallel. Each entry is None (logged) or the error that
-        record met (returned, not raised): a dead shard fails only its own titles."""
-        calls = [self.impress_call(record, ref, segment) for record, ref, segment in records]
+    def impress_many(self, items: Sequence[ImpressItem | tuple[Any, ...]]) -> list[Exception | None]:
+        """Log several decisions (a page of titles), each an `ImpressItem` (or a tuple of its fields in
+        order: record, ref, segment, defer, reward): one batch per Redis node, the nodes in parallel. Each
+        entry is None (logged) or the error that record met (returned, not raised): a dead shard fails
+        only its own titles."""
+        calls = [self.impress_call(*item) for item in items]
         out: list[Exception | None] = []
-        for (record, _, _), result in zip(records, self._wire.run_many(calls), strict=True):
+        for item, result in zip(items, self._wire.run_many(calls), strict=True):
             if isinstance(result, redis.ResponseError):
-                out.append(_impress_error(record, result))
+                out.append(_impress_error(item[0], result))
             elif isinstance(result, Exception):
                 out.append(result)
             else:
@@ -111,15 +137,25 @@ class RedisJoin:
         return out
 
     def impress_call(
-        self, record: DecisionRecord, ref: keys.ImpressionRef | None = None, segment: str | None = None
+        self,
+        record: DecisionRecord,
+        ref: keys.ImpressionRef | None = None,
+        segment: str | None = None,
+        defer: bool = False,
+        reward: RewardSpec | None = None,
     ) -> ScriptCall:
         """The impress.lua call (script, keys, args) that logs `record`, for `impress` and batches."""
         if ref is None:
             ref = keys.parse_impression_id(record.event_id)
         if ref is None or ref.title_id != record.title_id:
             raise ValueError(f"event_id {record.event_id!r} is not an impression id of {record.title_id!r}")
+        if defer != record.deferred:  # the logged record says whether it was deferred
+            record = dataclasses.replace(record, deferred=defer)
         title = record.title_id
         deadline = record.decided_at + self.settings.attribution_window
+        rule: list[Arg] = (
+            ["", "", ""] if reward is None else [reward.aggregate, repr(reward.min), repr(reward.max)]
+        )
         return (
             self._impress,
             [
@@ -143,14 +179,26 @@ class RedisJoin:
                 self.impression_ttl,
                 self.minute_ttl,
                 record.user_id,
+                "1" if defer else "",
+                *rule,
                 *_segment_fields(record, segment),
             ],
         )
 
-    # ----------------------------------------------------------------- clicks
+    # ----------------------------------------------------------------- clicks and rewards
     def click(self, impression_id: str, now: float | None = None) -> ClickOutcome:
-        """Classify a click and, for the first in-window one, emit the reward-1 label. Raises
-        StoreUnavailable when Redis cannot be reached (or was unreachable a moment ago)."""
+        """Classify a click and, for the first in-window one, mark the impression rewarded (value 1; the
+        label is emitted at the deadline). Raises StoreUnavailable when Redis cannot be reached (or was
+        unreachable a moment ago)."""
+        return self.reward(impression_id, None, None, now)
+
+    def reward(
+        self, impression_id: str, value: float | None, event_id: str | None = None, now: float | None = None
+    ) -> ClickOutcome:
+        """Record a graded reward (`value` None: a click) under the title's reward rule (click.lua).
+        A reward on a deferred impression activates it first. Raises StoreUnavailable as `click`."""
+        if value is not None and not math.isfinite(value):
+            raise ValueError(f"a reward must be a finite number, got {value!r}")
         if not self.breaker.available():
             raise StoreUnavailable()
         ref = keys.parse_impression_id(impression_id)
@@ -170,7 +218,16 @@ class RedisJoin:
                     keys.totals(title),
                     keys.segment_counters(title),
                 ],
-                args=[impression_id, time_arg(now), self.settings.retention_events],
+                args=[
+                    impression_id,
+                    time_arg(now),
+                    self.settings.retention_events,
+                    "" if value is None else repr(float(value)),
+                    event_id or "",
+                    repr(float(self.settings.attribution_window)),
+                    self.impression_ttl,
+                    self.minute_ttl,
+                ],
             )
             if outcome == b"untracked":
                 self.r.incr(keys.unknown_clicks())
@@ -178,9 +235,51 @@ class RedisJoin:
         except UNAVAILABLE as exc:
             if trips_breaker(self.r):
                 self.breaker.failed()
-            log.warning("click not recorded, Redis unavailable: %s", exc)
+            log.warning("reward not recorded, Redis unavailable: %s", exc)
             raise StoreUnavailable() from exc
         return ClickOutcome(outcome.decode())
+
+    # ----------------------------------------------------------------- deferred activation
+    def activate(self, impression_ids: Sequence[str], now: float | None = None) -> dict[str, Activation]:
+        """Show deferred impressions: one activate.lua call per title, all in one round trip. Ids that do
+        not parse are `unknown`; an id given twice is answered once. Raises StoreUnavailable as `click`."""
+        if not self.breaker.available():
+            raise StoreUnavailable()
+        results: dict[str, Activation] = {}
+        by_title: dict[str, list[keys.ImpressionRef]] = {}
+        for impression_id in dict.fromkeys(impression_ids):
+            ref = keys.parse_impression_id(impression_id)
+            if ref is None:
+                results[impression_id] = Activation.UNKNOWN
+            else:
+                by_title.setdefault(ref.title_id, []).append(ref)
+        calls = []
+        for title, refs in by_title.items():
+            call_keys = [keys.pending(title), keys.join_counters(title), keys.totals(title)]
+            call_keys.append(keys.segment_counters(title))
+            for ref in refs:
+                call_keys += [keys.impression(ref), keys.minute_counters(title, ref.minute)]
+            window = repr(float(self.settings.attribution_window))
+            args: list[Arg] = [time_arg(now), window, self.impression_ttl, self.minute_ttl]
+            args += [ref.impression_id for ref in refs]
+            calls.append((self._activate, call_keys, args))
+        try:
+            replies = self._wire.run_many(calls) if calls else []
+        except UNAVAILABLE as exc:
+            if trips_breaker(self.r):
+                self.breaker.failed()
+            log.warning("activation not recorded, Redis unavailable: %s", exc)
+            raise StoreUnavailable() from exc
+        for refs, reply in zip(by_title.values(), replies, strict=True):
+            if isinstance(reply, UNAVAILABLE):
+                if trips_breaker(self.r):
+                    self.breaker.failed()
+                raise StoreUnavailable() from reply
+            if isinstance(reply, BaseException):
+                raise reply
+            for ref, status in zip(refs, reply, strict=True):
+                results[ref.impression_id] = Activation(status.decode())
+        return {i: results[i] for i in impression_ids}
 
     # ----------------------------------------------------------------- expiry sweep
     def expire(self, title_id: str, now: float | None = None, limit: int = 1000) -> int:
@@ -224,7 +323,8 @@ class RedisJoin:
             impression_keys.append(keys.impression(ref))
         emitted = self._expire(
             keys=[keys.pending(title_id), keys.labelled_stream(title_id), keys.join_counters(title_id)]
-            + impression_keys,
+            + impression_keys
+            + [keys.totals(title_id)],
             args=[now_text, self.settings.retention_events, *ids],
         )
         return len(ids), int(emitted)

@@ -14,6 +14,14 @@ non-clicks only a window later over-credits every artwork it showed recently, an
 one, the more it over-credits it. Waiting costs one window of learning delay and removes the bias
 (measured by bench/label_timing.py; numbers in docs/benchmarks.md, "Labels at the deadline").
 
+Deferred impressions and graded rewards extend the rule (service/store/lua/, docs/api.md): a deferred
+impression counts nowhere until activated, its deadline is activation + window, and one never activated
+within a window of its decision is counted never_shown and never labelled; a reward on a deferred
+impression activates it. With a title's reward config the label is the first/sum/max of the rewards in the
+window, clipped to [min, max] (a click is a reward of 1). These extensions live in the Lua scripts only
+for now: `MemoryJoin` below, which the in-process simulator uses, is the click rule without them, and the
+property test compares the two on clicks (tests/service/join/test_defer_and_rewards.py tests the rest).
+
 `MemoryJoin` and `label_batch` are the rule executed in process memory, used by the in-process
 simulator. The service runs the same rule atomically inside Redis (the Lua scripts in `service/store/lua/`,
 driven by `RedisJoin` in `service/join/redis_join.py`); a property-based test feeds random interleavings to
@@ -35,6 +43,15 @@ class ClickOutcome(StrEnum):
     DUPLICATE = "duplicate"
     LATE = "late"
     UNKNOWN = "unknown"
+
+
+class Activation(StrEnum):
+    """What POST /activate answers per impression id (service/store/lua/activate.lua)."""
+
+    ACTIVATED = "activated"  # it was deferred and is shown from now on (its window starts now)
+    ALREADY_ACTIVE = "already_active"  # shown already: activated before, rewarded, or never deferred
+    UNKNOWN = "unknown"  # never logged, or forgotten after its retention
+    EXPIRED = "expired"  # deferred, and its attribution window since the decision has passed
 
 
 @dataclass(frozen=True, slots=True)

@@ -342,6 +342,7 @@ def _variant_rows(doc: Mapping[str, Any], colors: Mapping[str, int]) -> list[dic
             "configured_share": pct(v["configured_share"], 1), "observed_share": pct(v["observed_share"], 1),
             "impressions": count(v["impressions"]), "clicks": count(v["clicks"]),
             "ctr": pct(v["ctr"]), "ctr_ci": pct_interval(v["ctr_ci"]),
+            "mean_reward": _reward_text(v),
             "lift": "control" if v["is_control"] else signed_pct(lift.get("estimate")),
             "lift_ci": "" if v["is_control"] else lift_ci,
             "p_value": "" if v["is_control"] else p_value_text(always_valid.get("p_value")),
@@ -350,6 +351,14 @@ def _variant_rows(doc: Mapping[str, Any], colors: Mapping[str, int]) -> list[dic
             "version": "–" if v["model_version"] is None else str(v["model_version"]),
         })
     return rows
+
+
+def _reward_text(row: Mapping[str, Any]) -> str | None:
+    """Mean reward (over labelled impressions) for titles with a reward config; None for click titles."""
+    if "mean_reward" not in row:
+        return None
+    value = row["mean_reward"]
+    return "–" if value is None else f"{value:.3g}"
 
 
 def _artwork_rows(
@@ -361,7 +370,7 @@ def _artwork_rows(
         rows.append({
             "id": a["artwork"], "css": f"c{c % len(PALETTE)}", "image": local_image(a["image_url"], origins),
             "impressions": count(a["impressions"]), "share": pct(a["share"], 1),
-            "ctr": pct(a["ctr"]), "ctr_ci": pct_interval(a["ctr_ci"]),
+            "ctr": pct(a["ctr"]), "ctr_ci": pct_interval(a["ctr_ci"]), "mean_reward": _reward_text(a),
             "by_variant": [pct(b["share"], 1) for b in a["by_variant"].values()],
         })
     return rows
@@ -446,6 +455,7 @@ def title_view(doc: Mapping[str, Any], image_origins: Sequence[str] = ()) -> dic
         },
         "control": doc["control"],
         "variants": variants,
+        "uses_reward": any(v["mean_reward"] is not None for v in variants),
         "variant_names": [v["name"] for v in variants],
         "srm": _srm_view(doc["srm"], doc["variants"]),
         "ctr_chart": ctr_chart(doc, variant_colors),

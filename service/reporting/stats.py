@@ -31,8 +31,10 @@ The raw input (written by the data plane) is:
     {"title_id": str,
      "variants": {variant: {"impressions": int, "clicks": int,
                             "artworks": {artwork_id: {"impressions": int, "clicks": int}}}},
+                  # titles with a reward config also carry, per variant and artwork,
+                  # "reward_sum": float and "labelled": int (mean reward = reward_sum / labelled)
      "series": [{"minute": epoch_minute, "variant": str, "artwork": str, "impressions": int, "clicks": int}],
-     "join": {"pending", "clicked", "defaulted", "late", "duplicate", "unknown", "lost": int},
+     "join": {"pending", "clicked", "defaulted", "late", "duplicate", "unknown", "lost", "never_shown": int},
      "learner": {"lag": int, "snapshot_age_s": float | None, "versions": {variant: int},
                  "throttled": int},   # rewarded events over a viewer's cap, not learned
      # optional:
@@ -252,6 +254,15 @@ def rate(clicks: int, n: int) -> dict[str, Any]:
     return {"impressions": n, "clicks": clicks, "ctr": _ratio(clicks, n), "ctr_ci": list(ci) if ci else None}
 
 
+def mean_reward(counts: Mapping[str, Any]) -> dict[str, Any]:
+    """{"mean_reward", "rewarded_labels"} for the counters of a title with a reward config (labels are
+    the clipped reward aggregates, emitted at each impression's deadline); {} for click titles."""
+    if "labelled" not in counts:
+        return {}
+    n = int(counts["labelled"])
+    return {"mean_reward": _ratio(float(counts.get("reward_sum", 0.0)), n), "rewarded_labels": n}
+
+
 def _variant_order(raw: Mapping[str, Any], experiment: Mapping[str, Any] | None) -> list[str]:
     configured = [v["name"] for v in experiment["variants"]] if experiment else []
     found = set(raw.get("variants", {})) | {row["variant"] for row in raw.get("series", [])}
@@ -283,7 +294,7 @@ def _variants(
         counts = raw_variants.get(name, {})
         n, x = int(counts.get("impressions", 0)), int(counts.get("clicks", 0))
         cfg = config.get(name)
-        row = {"variant": name, **rate(x, n)}
+        row = {"variant": name, **rate(x, n), **mean_reward(counts)}
         row.update(
             policy=cfg["policy"]["name"] if cfg else None,
             weight=float(cfg["weight"]) if cfg else None,
@@ -335,6 +346,13 @@ def _artworks(raw: Mapping[str, Any], order: list[str], variant_order: list[str]
             totals[a][0] += n
             totals[a][1] += x
     grand = sum(n for n, _ in totals.values())
+    rewards: dict[str, dict[str, float]] = {}  # artwork -> reward_sum and labelled, pooled over variants
+    for name in variant_order:
+        for a, c in raw_variants.get(name, {}).get("artworks", {}).items():
+            for k in ("reward_sum", "labelled"):
+                if k in c:
+                    rewards.setdefault(a, {}).setdefault(k, 0.0)
+                    rewards[a][k] += float(c[k])
     out = []
     for a in order:
         n, x = totals[a]
@@ -345,7 +363,7 @@ def _artworks(raw: Mapping[str, Any], order: list[str], variant_order: list[str]
             by_variant[name] = {**rate(vx, vn), "share": _ratio(vn, v_total)}
         out.append({
             "artwork": a, "image_url": (meta.get(a) or {}).get("image_url"), **rate(x, n),
-            "share": _ratio(n, grand), "by_variant": by_variant,
+            "share": _ratio(n, grand), "by_variant": by_variant, **mean_reward(rewards.get(a, {})),
         })
     return out
 
@@ -410,7 +428,7 @@ def _recent_rate(rows: Iterable[Mapping[str, Any]], now: float) -> float:
 def _health(raw: Mapping[str, Any], impressions: int) -> dict[str, Any]:
     learner = raw.get("learner") or {}
     join = {k: int((raw.get("join") or {}).get(k, 0)) for k in
-            ("pending", "clicked", "defaulted", "late", "duplicate", "unknown", "lost")}
+            ("pending", "clicked", "defaulted", "late", "duplicate", "unknown", "lost", "never_shown")}
     lag = int(learner.get("lag", 0))
     age = _finite(learner.get("snapshot_age_s"))
     warnings = []

@@ -16,7 +16,7 @@ import random
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from policies import Policy, load_policy
@@ -97,6 +97,36 @@ class ModelCache:
         cfg = catalog.parse_stored(title_id, raw)
         self._titles[title_id] = _Title(cfg, raw)
         return cfg
+
+    def titles(self, title_ids: Sequence[str]) -> list[TitleConfig | None]:
+        """`title` for several titles (a page); the ones this worker does not hold yet are fetched in one
+        HMGET. Raises StoreUnavailable only when Redis is unreachable and some title was never seen."""
+        self.refresh_if_due()
+        wanted = [
+            t for t in dict.fromkeys(title_ids)
+            if t not in self._titles and self._missing.get(t, -1.0) <= self._clock()
+        ]  # fmt: skip
+        if wanted:
+            if not self.breaker.available():
+                raise StoreUnavailable()
+            try:
+                raws: list[bytes | None] = self.r.hmget(keys.catalog(), wanted)  # type: ignore[assignment]
+            except UNAVAILABLE as exc:
+                self.breaker.failed()
+                log.warning("cannot load titles, Redis unavailable: %s", exc)
+                raise StoreUnavailable() from exc
+            for title_id, raw in zip(wanted, raws, strict=True):
+                if raw is None:
+                    if len(self._missing) >= MAX_MISSING:
+                        self._missing.clear()
+                    self._missing[title_id] = self._clock() + MISSING_TTL
+                else:
+                    self._titles[title_id] = _Title(catalog.parse_stored(title_id, raw), raw)
+        out: list[TitleConfig | None] = []
+        for title_id in title_ids:
+            held = self._titles.get(title_id)
+            out.append(None if held is None else held.cfg)
+        return out
 
     def cached_title(self, title_id: str) -> TitleConfig | None:
         """The config this worker holds, without touching Redis."""

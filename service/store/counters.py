@@ -13,7 +13,11 @@ from typing import Any, cast
 from service.store import catalog, keys
 from service.store.clients import Client
 
-JOIN_OUTCOMES = ("clicked", "defaulted", "late", "duplicate", "unknown", "lost")
+JOIN_OUTCOMES = ("clicked", "defaulted", "late", "duplicate", "unknown", "lost", "never_shown")
+# Deferred impressions (POST /impressions with defer): decided, activated, or never shown. Those still
+# waiting for activation sit in the pending set with their activation deadline but are not "pending".
+DEFERRAL_COUNTERS = ("deferred", "activated", "never_shown")
+_KINDS = {"i": "impressions", "c": "clicks", "r": "reward_sum", "n": "labelled"}
 _VERSION = keys.snapshot_version_field("")
 
 
@@ -39,8 +43,8 @@ def raw_title_stats(
     for (kind, variant, artwork), count in _counters(totals):
         v = variants.setdefault(variant, {"impressions": 0, "clicks": 0, "artworks": {}})
         a = v["artworks"].setdefault(artwork, {"impressions": 0, "clicks": 0})
-        v[kind] += count
-        a[kind] += count
+        v[kind] = v.get(kind, 0) + count  # reward_sum / labelled only for titles with a reward config
+        a[kind] = a.get(kind, 0) + count
 
     if variants:  # distinct viewers per variant: the sample-ratio check's unit (viewers are sticky)
         pipe = r.pipeline(transaction=False)
@@ -55,7 +59,9 @@ def raw_title_stats(
     for minute, counters in zip(window, per_minute, strict=True):
         cells: dict[tuple[str, str], dict[str, int]] = {}
         for (kind, variant, artwork), count in _counters(counters):
-            cells.setdefault((variant, artwork), {"impressions": 0, "clicks": 0})[kind] += count
+            if kind not in ("impressions", "clicks"):
+                continue
+            cells.setdefault((variant, artwork), {"impressions": 0, "clicks": 0})[kind] += int(count)
         for (variant, artwork), c in sorted(cells.items()):
             series.append({"minute": minute, "variant": variant, "artwork": artwork, **c})
 
@@ -63,7 +69,10 @@ def raw_title_stats(
         "title_id": title_id,
         "variants": variants,
         "series": series,
-        "join": {"pending": int(pending), **{k: _int(join.get(k.encode())) for k in JOIN_OUTCOMES}},
+        "join": {
+            "pending": int(pending) - awaiting_activation(join),
+            **{k: _int(join.get(k.encode())) for k in JOIN_OUTCOMES},
+        },
         "learner": learner,
     }
 
@@ -110,12 +119,19 @@ def _learner_many(r: Client, titles: list[str], now: float) -> list[dict[str, An
     return out
 
 
-def _counters(fields: dict[bytes, bytes]) -> list[tuple[tuple[str, str, str], int]]:
-    """`i|variant|artwork` / `c|variant|artwork` fields -> (("impressions"|"clicks", variant, artwork), n)."""
-    out = []
+def awaiting_activation(join: dict[bytes, bytes]) -> int:
+    """Deferred impressions neither activated nor counted never_shown yet (from the join counters)."""
+    deferred, activated, never_shown = (_int(join.get(k.encode())) for k in DEFERRAL_COUNTERS)
+    return max(0, deferred - activated - never_shown)
+
+
+def _counters(fields: dict[bytes, bytes]) -> list[tuple[tuple[str, str, str], float]]:
+    """`i|variant|artwork` / `c|…` / `r|…` / `n|…` fields -> ((kind, variant, artwork), count): kinds
+    impressions, clicks, reward_sum (a float: the sum of labels) and labelled (impressions labelled)."""
+    out: list[tuple[tuple[str, str, str], float]] = []
     for name, value in fields.items():
         kind, variant, artwork = name.decode().split("|", 2)
-        out.append((("impressions" if kind == "i" else "clicks", variant, artwork), int(value)))
+        out.append(((_KINDS[kind], variant, artwork), float(value) if kind == "r" else int(value)))
     return out
 
 

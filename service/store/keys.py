@@ -15,10 +15,10 @@ writes both on a cluster too (they live on the one shard that slot maps to; docs
 | `ab:{t}:lease` | string: id of the learner that owns the title | PX lease TTL, renewed |
 | `ab:{t}:decisions` | stream of decision records | trimmed to ~retention_events |
 | `ab:{t}:labelled` | stream of labelled events (the learner's input) | trimmed to ~retention_events |
-| `ab:{t}:pending` | zset impression id -> deadline | members leave when labelled |
+| `ab:{t}:pending` | zset impression id -> deadline (deferred: activation deadline) | until labelled |
 | `ab:{t}:imp:<minute>~<token>` | hash: one impression for the join | TTL window + retention |
 | `ab:{t}:join` | hash of join counters | permanent, fixed size |
-| `ab:{t}:totals` | hash `i|variant|artwork`, `c|variant|artwork` | permanent, fixed size |
+| `ab:{t}:totals` | hash `i|v|a`, `c|v|a`; `r|v|a`, `n|v|a` (reward sum, labels) | permanent, fixed size |
 | `ab:{t}:segments` | hash `i|variant|segment|artwork`, `c|...` (service/segments.py bounds it) | permanent |
 | `ab:{t}:min:<minute>` | same fields, one epoch minute | TTL window + retention + 2 min |
 | `ab:{t}:users:<variant>` | HyperLogLog of distinct viewers of a variant | permanent, ≤ 12 KB each |
@@ -168,6 +168,17 @@ def segment_impressions_field(variant: str, segment: str, artwork_id: str) -> st
 
 def segment_clicks_field(variant: str, segment: str, artwork_id: str) -> str:
     return f"c|{variant}|{segment}|{artwork_id}"
+
+
+def reward_sum_field(variant: str, artwork_id: str) -> str:
+    """Sum of the labels (clipped rewards) of an artwork's labelled impressions, in `totals`, for titles
+    with a `reward` config (the Lua scripts build it as 'r' .. the clicks field without its 'c')."""
+    return f"r|{variant}|{artwork_id}"
+
+
+def labels_field(variant: str, artwork_id: str) -> str:
+    """Number of an artwork's labelled impressions, in `totals` (beside `reward_sum_field`)."""
+    return f"n|{variant}|{artwork_id}"
 
 
 def snapshot_bytes_field(variant: str) -> str:

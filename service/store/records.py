@@ -66,26 +66,28 @@ class DecisionRecord:
     model_version: int
     policy: str
     decided_at: float
+    deferred: bool = False  # decided with `defer`: counts only once activated (absent from the JSON if not)
 
     def to_json(self) -> bytes:
         """The stream entry (compact UTF-8 JSON; orjson: a tenth of the stdlib's time on this path)."""
-        return _dumps(
-            {
-                "EventId": self.event_id,
-                "Timestamp": iso_timestamp(self.decided_at),
-                "decided_at": self.decided_at,
-                "title": self.title_id,
-                "variant": self.variant,
-                "user": self.user_id,
-                "policy": self.policy,
-                "model_version": self.model_version,
-                "context": dict(self.context),
-                "artworks": self.artworks,
-                "probabilities": self.probabilities,
-                "chosen": self.chosen,
-                "propensity": self.propensity,
-            }
-        )
+        doc = {
+            "EventId": self.event_id,
+            "Timestamp": iso_timestamp(self.decided_at),
+            "decided_at": self.decided_at,
+            "title": self.title_id,
+            "variant": self.variant,
+            "user": self.user_id,
+            "policy": self.policy,
+            "model_version": self.model_version,
+            "context": dict(self.context),
+            "artworks": self.artworks,
+            "probabilities": self.probabilities,
+            "chosen": self.chosen,
+            "propensity": self.propensity,
+        }
+        if self.deferred:
+            doc["deferred"] = True
+        return _dumps(doc)
 
     def label_json(self) -> bytes:
         """The part of the record the learner needs, stored with the impression for the join."""
@@ -117,6 +119,7 @@ class DecisionRecord:
             model_version=int(d["model_version"]),
             policy=d["policy"],
             decided_at=float(d["decided_at"]),
+            deferred=bool(d.get("deferred", False)),
         )
 
 

@@ -41,7 +41,6 @@ WAIT_MARGIN = 1.0  # seconds a queued call waits on top of the socket timeouts b
 _UNSET: Any = object()  # no reply yet (a script may reply nil, i.e. None)
 
 
-
 class _Call:
     __slots__ = ("script", "keys", "args", "packed", "reply", "error", "lead", "done")
 
@@ -108,7 +107,8 @@ class ScriptRunner:
         if lead:
             self._lead()
         for call in calls[1:]:  # released with the first; take each lock so every reply is visible
-            call.done.acquire(timeout=self._wait)
+            if not call.done.acquire(timeout=self._wait) and call.error is None and call.reply is _UNSET:
+                call.error = redis.TimeoutError("no reply from Redis in time")
         return calls
 
     def close(self) -> None:
@@ -176,7 +176,8 @@ class ScriptRunner:
             retry: list[_Call] = []
             read = 0
             try:
-                conn.send_packed_command([c.packed for c in pending], check_health=False)
+                # one buffer, one sendall: redis-py sends a list item by item (a syscall each)
+                conn.send_packed_command([b"".join([c.packed for c in pending])], check_health=False)
                 for call in pending:
                     try:
                         call.reply = conn.read_response()

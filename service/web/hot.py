@@ -1,4 +1,5 @@
-"""POST /impression and POST /click without Flask's per-request machinery.
+"""The data-plane routes (POST /impression, /impressions, /click, /reward, /activate) without Flask's
+per-request machinery.
 
 Flask's request context, URL matching, hooks and response object cost about as much per request as
 everything artbandit does for an impression (docs/benchmarks.md, "HTTP API"). `HotPath` is WSGI
@@ -34,7 +35,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from service.errors import ArtbanditError, StoreUnavailable
-from service.web import clicks, data_plane, impressions
+from service.web import activations, clicks, data_plane, impressions, pages, rewards
 from service.web.encoding import FastJSONProvider
 from service.web.handlers import INTERNAL_ERROR_MESSAGE, domain_error_headers
 from service.web.parsing import describe_validation
@@ -46,7 +47,13 @@ log = logging.getLogger(__name__)
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 Answer = Callable[["Artbandit", bytes], dict[str, Any]]
-_ROUTES: dict[str, Answer] = {"/impression": impressions.answer, "/click": clicks.answer}
+_ROUTES: dict[str, Answer] = {
+    "/impression": impressions.answer,
+    "/impressions": pages.answer,
+    "/click": clicks.answer,
+    "/reward": rewards.answer,
+    "/activate": activations.answer,
+}
 _STATUS_LINES = {s.value: f"{s.value} {s.phrase}" for s in HTTPStatus}
 EXTENSION = "artbandit.hot_path"  # app.extensions key of the installed HotPath (introspection, tests)
 

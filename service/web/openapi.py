@@ -17,12 +17,19 @@ from pydantic.json_schema import models_json_schema
 from service.catalog import TitleConfig
 from service.web.parsing import service
 from service.web.schemas import (
+    ActivateRequest,
+    ActivateResponse,
     ClickRequest,
     ClickResponse,
     ErrorResponse,
     Health,
     ImpressionRequest,
     ImpressionResponse,
+    PageEntry,
+    PageRequest,
+    PageResponse,
+    RewardRequest,
+    RewardResponse,
     TitleDeleted,
 )
 
@@ -34,7 +41,7 @@ ERRORS = {
     403: "wrong key",
     404: "unknown title, impression or route",
     405: "method not allowed on this route",
-    410: "click after the attribution window: counted as late, not learned",
+    410: "click or reward after the attribution window: counted as late, not learned",
     413: "request body larger than max_body_bytes",
     415: "the body is not sent as application/json",
     503: "Redis is unreachable; retry after the Retry-After header's seconds",
@@ -63,7 +70,8 @@ def _responses(ok: dict[str, Any], ok_text: str, *errors: int) -> dict[str, Any]
 def _components() -> dict[str, Any]:
     models: list[type[BaseModel]] = [
         ImpressionRequest, ImpressionResponse, ClickRequest, ClickResponse, ErrorResponse, Health,
-        TitleDeleted, TitleConfig,
+        TitleDeleted, TitleConfig, PageRequest, PageEntry, PageResponse, ActivateRequest, ActivateResponse,
+        RewardRequest, RewardResponse,
     ]  # fmt: skip
     _, top = models_json_schema([(m, "validation") for m in models], ref_template=REF)
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
@@ -74,6 +82,21 @@ def _components() -> dict[str, Any]:
     body["required"] = [r for r in body.get("required", []) if r != "title_id"]
     schemas["TitleBody"] = body
     return schemas
+
+
+def _links(impression_id: str) -> dict[str, Any]:
+    """OpenAPI links from an answer carrying an impression id (`impression_id`, a runtime expression) to
+    the routes that take it, so a stateful client or fuzzer can follow the id."""
+    return {
+        "click": {"operationId": "click", "requestBody": {"impression_id": impression_id}},
+        "reward": {"operationId": "reward", "requestBody": {"impression_id": impression_id, "value": 1.0}},
+        "activate": {"operationId": "activate", "requestBody": {"impression_ids": [impression_id]}},
+    }
+
+
+def _with_links(responses: dict[str, Any], impression_id: str) -> dict[str, Any]:
+    responses["200"]["links"] = _links(impression_id)
+    return responses
 
 
 def _title_id_param() -> dict[str, Any]:
@@ -104,8 +127,41 @@ def build_openapi(keyed: bool = False) -> dict[str, Any]:
             "summary": "Choose the artwork a viewer sees for a title (and log the decision)",
             "operationId": "impression", **client,
             "requestBody": {"required": True, **_json(_ref("ImpressionRequest"))},
+            "responses": _with_links(
+                _responses(_ref("ImpressionResponse"), "the chosen artwork", 400, *auth, 404, 413, 415, 503),
+                "$response.body#/impression_id",
+            ),
+        }},
+        "/impressions": {"post": {
+            "summary": "Choose the artwork of every title on a viewer's page (1-100 titles, one request, "
+            "logged in one Redis round trip per node); per-title errors are entries, a malformed page is a "
+            "400",
+            "operationId": "impressions", **client,
+            "requestBody": {"required": True, **_json(_ref("PageRequest"))},
+            "responses": _with_links(
+                _responses(
+                    _ref("PageResponse"), "one entry per title, in request order", 400, *auth, 413, 415
+                ),
+                "$response.body#/impressions/0/impression_id",
+            ),
+        }},
+        "/activate": {"post": {
+            "summary": "Deferred impressions (defer: true) the viewer has now been shown; idempotent",
+            "operationId": "activate", **client,
+            "requestBody": {"required": True, **_json(_ref("ActivateRequest"))},
             "responses": _responses(
-                _ref("ImpressionResponse"), "the chosen artwork", 400, *auth, 404, 413, 415, 503
+                _ref("ActivateResponse"), "per id: activated, already_active, unknown or expired",
+                400, *auth, 413, 415, 503,
+            ),
+        }},
+        "/reward": {"post": {
+            "summary": "Report a graded reward for an impression (combined by the title's reward rule)",
+            "operationId": "reward", **client,
+            "requestBody": {"required": True, **_json(_ref("RewardRequest"))},
+            "responses": _responses(
+                _ref("RewardResponse"),
+                "recorded, or duplicate (second reward under first, repeated event_id)",
+                400, *auth, 404, 410, 413, 415, 503,
             ),
         }},
         "/click": {"post": {

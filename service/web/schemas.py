@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 MAX_CONTEXT_FEATURES = 256
 
@@ -38,6 +38,90 @@ class ImpressionRequest(_Request):
     ]
 
 
+MAX_PAGE_TITLES = 100
+MAX_ACTIVATE_IDS = 100
+ImpressionId = Annotated[str, Field(strict=True, min_length=1, max_length=128)]
+
+
+class PageRequest(_Request):
+    """Artwork for every title of a page, decided in one request and logged in one round trip. Each
+    title's policy reads the context's features of its own schema and ignores the rest."""
+
+    user_id: Annotated[str, Field(strict=True, min_length=1, max_length=256, examples=["viewer-42"])]
+    context: Annotated[
+        dict[Annotated[str, Field(min_length=1, max_length=64)], FeatureValue],
+        Field(
+            default_factory=dict,
+            max_length=MAX_CONTEXT_FEATURES,
+            description="taste features of the viewer; each title reads the ones in its own schema",
+            examples=[{"romance": 0.8, "horror": 0.1}],
+        ),
+    ]
+    titles: Annotated[
+        list[TitleId],
+        Field(
+            min_length=1,
+            max_length=MAX_PAGE_TITLES,
+            description="title ids in page order, no repeats",
+            json_schema_extra={"uniqueItems": True},
+            examples=[["stranger-things", "the-crown"]],
+        ),
+    ]
+    defer: Annotated[
+        bool,
+        Field(
+            strict=True,
+            default=False,
+            description="log the decisions but count them only once POST /activate (or a click/reward) "
+            "says they were shown",
+        ),
+    ]
+
+    @field_validator("titles")
+    @classmethod
+    def _no_repeats(cls, v: list[str]) -> list[str]:
+        seen: set[str] = set()
+        repeated = [t for t in v if t in seen or seen.add(t)]  # type: ignore[func-returns-value]
+        if repeated:
+            raise ValueError(f"each title may appear once per page; repeated: {sorted(set(repeated))}")
+        return v
+
+
+class ActivateRequest(_Request):
+    impression_ids: Annotated[
+        list[ImpressionId],
+        Field(min_length=1, max_length=MAX_ACTIVATE_IDS, description="impressions now shown to the viewer"),
+    ]
+
+
+class ActivateResponse(BaseModel):
+    results: dict[str, Literal["activated", "already_active", "unknown", "expired"]]
+
+
+class RewardRequest(_Request):
+    impression_id: ImpressionId
+    value: Annotated[
+        float,
+        Field(
+            strict=True, allow_inf_nan=False, description="the reward, e.g. minutes watched or 1 for a play"
+        ),
+    ]
+    event_id: Annotated[
+        str | None,
+        Field(
+            strict=True,
+            default=None,
+            min_length=1,
+            max_length=128,
+            description="identifies this reward event: a retry with the same id is a duplicate",
+        ),
+    ]
+
+
+class RewardResponse(BaseModel):
+    status: Literal["recorded", "duplicate"]
+
+
 class ImpressionResponse(BaseModel):
     impression_id: str | None = Field(description="pass it to POST /click; null in fallback")
     artwork_id: str
@@ -49,7 +133,27 @@ class ImpressionResponse(BaseModel):
 
 
 class ClickRequest(_Request):
-    impression_id: Annotated[str, Field(strict=True, min_length=1, max_length=128)]
+    impression_id: ImpressionId
+
+
+class PageEntry(BaseModel):
+    """One title of a page: what POST /impression answers plus `title_id`, or the title's own error
+    (`title_id`, `error`, `message`: e.g. unknown_title)."""
+
+    title_id: str
+    impression_id: str | None = None
+    artwork_id: str | None = None
+    propensity: float | None = None
+    variant: str | None = None
+    policy: str | None = None
+    model_version: int | None = None
+    fallback: bool | None = None
+    error: str | None = None
+    message: str | None = None
+
+
+class PageResponse(BaseModel):
+    impressions: list[PageEntry]
 
 
 class ClickResponse(BaseModel):

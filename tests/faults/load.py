@@ -1,5 +1,5 @@
-"""A small load generator for fault tests: impressions at a bounded rate, clicks after a delay, every answer
-recorded.
+"""A small load generator for fault tests: impressions (or whole pages) at a bounded rate, clicks, activations
+and graded rewards after a delay, every answer recorded.
 
     gen = LoadGenerator("http://127.0.0.1:8000", LoadPlan("t1", impressions=600, rate=100)).start()
     ...                      # inject a fault while it runs (gen.sent tells how far it got)
@@ -11,6 +11,12 @@ delay, sometimes twice (a duplicate), sometimes after the attribution window (a 
 answered 503 or lost in transit is sent again after the Retry-After (capped), as a well-behaved client
 would, up to `click_attempts` sends; impressions are never re-sent. Every attempt is kept, so the
 reconciliation (tests/faults/reconcile.py) can compare exactly what clients were told with what Redis holds.
+
+Pages (`page_size` > 1): each impression task is one POST /impressions of `page_titles(plan)`, recorded as
+one "page" answer plus one "impression" answer per entry. With `defer`, each logged impression is
+activated (POST /activate) with `activate_probability`; the rest stay deferred (never shown). With
+`reward_probability`, an impression gets graded rewards (POST /reward with an event id; sometimes sent
+twice with the same event id, as a client retry would). Activations and rewards are retried like clicks.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
+RETRIED = ("click", "activate", "reward")  # idempotent requests a client sends again after no answer
 
 
 @dataclass(frozen=True)
@@ -48,12 +55,20 @@ class LoadPlan:
     timeout: float = 5.0  # seconds per request
     max_duration: float = 120.0  # seconds: the run stops here whatever is left
     seed: int = 1
+    page_size: int = 1  # > 1: POST /impressions of `page_titles(plan)` instead of POST /impression
+    defer: bool = False  # pages only: decide with defer, then activate some
+    activate_probability: float = 0.7  # of deferred impressions, activated (the rest are never shown)
+    reward_probability: float = 0.0  # of impressions, given graded rewards (needs a `sum` reward title)
 
     def __post_init__(self) -> None:
         _check("impressions", self.impressions, 1, 10_000_000)
         _check("rate", self.rate, 0.001, 100_000)
         _check("users", self.users, 1, 10**9)
-        for name in ("click_probability", "duplicate_probability", "late_probability"):
+        _check("page_size", self.page_size, 1, 100)
+        for name in (
+            "click_probability", "duplicate_probability", "late_probability", "activate_probability",
+            "reward_probability",
+        ):  # fmt: skip
             _check(name, getattr(self, name), 0.0, 1.0)
         _check("max_click_delay", self.max_click_delay, 0.0, 3600)
         _check("late_delay", self.late_delay, 0.0, 3600)
@@ -69,11 +84,21 @@ def _check(name: str, value: float, low: float, high: float) -> None:
         raise ValueError(f"{name} must be in [{low:g}, {high:g}], got {value!r}")
 
 
+def page_titles(plan: LoadPlan) -> list[str]:
+    """The titles of one page: the plan's title, then fillers `<title>-row1`, `<title>-row2`, ..."""
+    return [plan.title_id] + [f"{plan.title_id}-row{j}" for j in range(1, plan.page_size)]
+
+
+def reward_value(impression_id: str, event_id: str) -> float:
+    """The graded reward a client sends for one event: deterministic, so a retry sends the same value."""
+    return round(random.Random(f"{impression_id}/{event_id}").uniform(0.1, 5.0), 3)
+
+
 @dataclass(frozen=True, slots=True)
 class Answer:
     """One request and what came back. `status` None: no HTTP answer (refused, reset, timed out)."""
 
-    kind: str  # "impression" | "click"
+    kind: str  # "impression" | "click" | "page" | "activate" | "reward"
     n: int  # the impression's number in the plan
     impression_id: str | None  # for clicks: the id clicked; for impressions: the id answered (None: fallback)
     attempt: int  # 1 for a first send, 2.. for retries of a click
@@ -82,6 +107,7 @@ class Answer:
     error: str | None
     sent_at: float  # monotonic seconds since the run started
     elapsed: float
+    event_id: str | None = None  # rewards: the event id sent (its value is `reward_value`)
 
     @property
     def logged(self) -> bool:
@@ -137,6 +163,7 @@ class _Task:
     n: int = field(compare=False)
     impression_id: str | None = field(compare=False, default=None)
     attempt: int = field(compare=False, default=1)
+    event_id: str | None = field(compare=False, default=None)
 
 
 class LoadGenerator:
@@ -200,11 +227,18 @@ class LoadGenerator:
 
     # ----------------------------------------------------------------- scheduling
     def _push(
-        self, delay: float, kind: str, n: int, impression_id: str | None = None, attempt: int = 1
+        self,
+        delay: float,
+        kind: str,
+        n: int,
+        impression_id: str | None = None,
+        attempt: int = 1,
+        event_id: str | None = None,
     ) -> None:
         """Add a follow-up request (caller holds the condition)."""
         self._seq += 1
-        heapq.heappush(self._heap, _Task(self.elapsed() + delay, self._seq, kind, n, impression_id, attempt))
+        task = _Task(self.elapsed() + delay, self._seq, kind, n, impression_id, attempt, event_id)
+        heapq.heappush(self._heap, task)
         self._cv.notify()
 
     def _schedule(self) -> None:
@@ -252,28 +286,43 @@ class LoadGenerator:
                 break
             if conn is None:
                 conn = http.client.HTTPConnection(self.host, self.port, timeout=self.plan.timeout)
-            answer, retry_after = self._send(conn, task)
-            if answer.status is None:
+            answers, retry_after = self._send(conn, task)
+            if answers[0].status is None:
                 conn.close()
                 conn = None
             with self._cv:
-                self.answers.append(answer)
-                self._follow_up(task, answer, retry_after)
+                for answer in answers:
+                    self.answers.append(answer)
+                    self._follow_up(task, answer, retry_after)
                 self._busy -= 1
                 self._cv.notify_all()
         if conn is not None:
             conn.close()
 
-    def _send(self, conn: http.client.HTTPConnection, task: _Task) -> tuple[Answer, float]:
+    def _send(self, conn: http.client.HTTPConnection, task: _Task) -> tuple[list[Answer], float]:
+        """The answer (for a page: the page's, then one per entry) and the Retry-After."""
         plan = self.plan
+        payload: dict[str, Any]
+        kind = task.kind
         if task.kind == "impression":
             rng = random.Random(plan.seed * 1_000_003 + task.n)
-            payload: dict[str, Any] = {
+            payload = {
                 "title_id": plan.title_id,
                 "user_id": f"u{rng.randrange(plan.users)}",
                 "context": {f: round(rng.random(), 3) for f in plan.features},
             }
             path = "/impression"
+            if plan.page_size > 1:
+                del payload["title_id"]
+                payload.update(titles=page_titles(plan), defer=plan.defer)
+                path, kind = "/impressions", "page"
+        elif task.kind == "activate":
+            payload, path = {"impression_ids": [task.impression_id]}, "/activate"
+        elif task.kind == "reward":
+            assert task.impression_id is not None and task.event_id is not None
+            value = reward_value(task.impression_id, task.event_id)
+            payload = {"impression_id": task.impression_id, "value": value, "event_id": task.event_id}
+            path = "/reward"
         else:
             payload, path = {"impression_id": task.impression_id}, "/click"
         sent_at = self.elapsed()
@@ -295,31 +344,49 @@ class LoadGenerator:
         impression_id = task.impression_id
         if task.kind == "impression" and status == 200 and isinstance(body, dict):
             impression_id = body.get("impression_id")
+        elapsed = self.elapsed() - sent_at
         answer = Answer(
-            task.kind,
-            task.n,
-            impression_id,
-            task.attempt,
-            status,
-            body,
-            error,
-            sent_at,
-            self.elapsed() - sent_at,
+            kind, task.n, impression_id, task.attempt, status, body, error, sent_at, elapsed, task.event_id
         )
-        return answer, retry_after
+        answers = [answer]
+        if kind == "page" and status == 200 and isinstance(body, dict):
+            for j, entry in enumerate(body.get("impressions", [])):
+                answers.append(
+                    Answer(
+                        "impression",
+                        task.n * 1000 + j,
+                        entry.get("impression_id"),
+                        1,
+                        status,
+                        entry,
+                        None,
+                        sent_at,
+                        elapsed,
+                    )  # fmt: skip
+                )
+        return answers, retry_after
 
     def _follow_up(self, task: _Task, answer: Answer, retry_after: float) -> None:
         """Schedule the clicks an impression earned, or the retry of a click (caller holds the condition)."""
         plan = self.plan
         if answer.logged:
-            rng = random.Random(plan.seed * 7_000_003 + task.n)
+            n = answer.n
+            rng = random.Random(plan.seed * 7_000_003 + n)
             if rng.random() < plan.click_probability:
                 delay = rng.uniform(0.0, plan.max_click_delay)
-                self._push(delay, "click", task.n, answer.impression_id)
+                self._push(delay, "click", n, answer.impression_id)
                 if rng.random() < plan.duplicate_probability:
-                    self._push(delay + rng.uniform(0.0, 0.3), "click", task.n, answer.impression_id)
+                    self._push(delay + rng.uniform(0.0, 0.3), "click", n, answer.impression_id)
             if rng.random() < plan.late_probability:
-                self._push(plan.late_delay, "click", task.n, answer.impression_id)
-        elif task.kind == "click" and answer.uncertain and task.attempt < plan.click_attempts:
+                self._push(plan.late_delay, "click", n, answer.impression_id)
+            if plan.defer and rng.random() < plan.activate_probability:
+                self._push(rng.uniform(0.0, plan.max_click_delay), "activate", n, answer.impression_id)
+            if rng.random() < plan.reward_probability:
+                for event in ("e1", "e2")[: rng.randint(1, 2)]:
+                    delay = rng.uniform(0.0, plan.max_click_delay)
+                    self._push(delay, "reward", n, answer.impression_id, event_id=event)
+                    if rng.random() < plan.duplicate_probability:  # the client sends it again
+                        self._push(delay + 0.1, "reward", n, answer.impression_id, event_id=event)
+        elif task.kind in RETRIED and answer.uncertain and task.attempt < plan.click_attempts:
             delay = min(max(retry_after, 0.0), plan.retry_cap)
-            self._push(delay, "click", task.n, task.impression_id, task.attempt + 1)
+            self._push(delay, task.kind, task.n, task.impression_id, task.attempt + 1, task.event_id)

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from tests.faults.load import LoadGenerator, LoadPlan, LoadResult
+from tests.faults.load import LoadGenerator, LoadPlan, LoadResult, page_titles
 from tests.faults.reconcile import Reconciliation, reconcile, wait_settled
 from tests.faults.stack import ServiceStack
 
@@ -33,6 +33,9 @@ TITLE: dict[str, Any] = {
         ]
     },
 }
+
+# Graded rewards: summed (a click is 1), bounded far above what the load sends, so a label is the sum.
+GRADED_TITLE: dict[str, Any] = {**TITLE, "reward": {"aggregate": "sum", "min": 0, "max": 1000}}
 
 Facts = dict[str, Any]
 
@@ -94,10 +97,14 @@ def run_fault(
     at: tuple[float, ...] = (1 / 3,),
     settle_timeout: float = 30.0,
 ) -> FaultRun:
-    """Create `plan.title_id`, run the load, inject `fault` once each fraction `at` of the impressions
-    went out, then wait for every deadline and the learner, and reconcile."""
+    """Create `plan.title_id` (and a page's other titles), run the load, inject `fault` once each fraction
+    `at` of the impressions went out, then wait for every deadline and the learner, and reconcile every
+    title (numbers summed over a page's titles; problems name their title)."""
     inject = FAULTS[fault]
-    stack.put_title(plan.title_id, TITLE)
+    graded = plan.reward_probability > 0
+    titles = page_titles(plan)
+    for title_id in titles:
+        stack.put_title(title_id, GRADED_TITLE if graded else TITLE)
     gen = LoadGenerator(stack.base_url, plan).start()
     facts: list[Facts] = []
     fault_at: list[float] = []
@@ -114,8 +121,13 @@ def run_fault(
         result = gen.wait()
     r = stack.client()
     try:
-        view = wait_settled(r, plan.title_id, settle_timeout)
+        views = [wait_settled(r, title_id, settle_timeout) for title_id in titles]
     finally:
         r.close()
-    rec = reconcile(result.answers, view, settled=True)
+    rec = Reconciliation()
+    for title_id, view in zip(titles, views, strict=True):
+        one = reconcile(result.answers, view, settled=True, graded=graded)
+        rec.problems += [f"{title_id}: {p}" for p in one.problems]
+        for name, value in one.numbers.items():
+            rec.numbers[name] = rec.numbers.get(name, 0) + value
     return FaultRun(fault, plan.title_id, result, rec, facts, fault_at)

@@ -84,6 +84,56 @@ def test_redis_stopped_and_restarted_on_its_aof(stack: ServiceStack) -> None:
     assert run.reconciliation.numbers["clicks retried"] > 0, counts
 
 
+# ------------------------------------------------------------------ pages, /activate and /reward
+PAGES = 120  # pages of PAGE_SIZE titles: 600 decisions
+PAGE_SIZE = 5
+
+
+def page_plan(title_id: str, seed: int) -> LoadPlan:
+    """Pages decided with defer; 70% of the impressions activated, some clicked, some given graded
+    rewards (summed, with event ids and client retries)."""
+    return LoadPlan(
+        title_id,
+        impressions=PAGES,
+        rate=RATE / PAGE_SIZE,
+        page_size=PAGE_SIZE,
+        defer=True,
+        activate_probability=0.7,
+        click_probability=0.2,
+        reward_probability=0.3,
+        max_click_delay=1.0,
+        duplicate_probability=0.15,
+        late_probability=0.03,
+        late_delay=SETTINGS.attribution_window + 1.0,
+        max_duration=60.0,
+        seed=seed,
+    )
+
+
+def check_pages(stack: ServiceStack, run: FaultRun) -> None:
+    rec = run.reconciliation
+    print(f"\n{run.fault} (pages): {rec.numbers}")
+    assert not rec.problems, "\n".join(rec.problems) + "\n" + stack.logs()[-4000:]
+    assert rec.lost == 0 and rec.doubled == 0
+    counts = run.result.counts()
+    assert run.result.unsent == 0, counts
+    n = rec.numbers
+    # every path taken: deferred rows shown and never shown, rewards recorded and deduplicated
+    assert n["deferred"] > 250 and n["activations answered activated"] > 100 and n["never shown"] > 30, n
+    assert n["rewards recorded"] > 50 and n["rewards duplicate"] > 0 and n["clicks recorded"] > 20, n
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", ["api-worker", "learner", "redis-stop"])
+def test_pages_activations_and_rewards_survive(stack: ServiceStack, fault: str) -> None:
+    run = run_fault(stack, fault, page_plan(f"fault-page-{fault}", seed=21))
+    check_pages(stack, run)
+    if fault == "redis-stop":
+        counts = run.result.counts()
+        retried = run.reconciliation.numbers["clicks retried"]
+        assert retried + counts["activate 503"] + counts["reward 503"] > 0, counts
+
+
 @pytest.mark.slow
 def test_logs_hold_no_secret_and_no_unhandled_error(stack: ServiceStack) -> None:
     logs = stack.logs()

@@ -87,6 +87,7 @@ def test_raw_title_stats_shape_and_attribution(redis: redis_lib.Redis, settings:
         "duplicate": 1,
         "unknown": 1,
         "lost": 0,
+        "never_shown": 0,
     }
     assert raw["learner"] == {"lag": 2, "snapshot_age_s": None, "versions": {}, "throttled": 0}
     # the series covers the `minutes` minutes up to `now`

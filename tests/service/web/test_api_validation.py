@@ -61,6 +61,12 @@ def imp(**fields: Any) -> dict[str, Any]:
     return body
 
 
+def page(**fields: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {"titles": ["stranger-things"], "user_id": "u1", "context": {"romance": 0.5}}
+    body.update(fields)
+    return body
+
+
 def raw(text: str, content_type: str | None = JSON, headers: dict[str, str] | None = None) -> dict[str, Any]:
     kw: dict[str, Any] = {"data": text, "headers": headers or {}}
     if content_type is not None:
@@ -88,6 +94,7 @@ EXPERIMENT_BAD_CONTROL = {
 BAD, MALFORMED, UNAUTH, FORBID = "invalid_request", "malformed_json", "unauthorized", "forbidden"
 NOT_ALLOWED, MEDIA, ST = "method_not_allowed", "unsupported_media_type", "stranger-things"
 POST, PUT, IMP, CLICK, T2 = "POST", "PUT", "/impression", "/click", "/titles/t2"
+PAGE, ACT, REWARD = "/impressions", "/activate", "/reward"
 NO_POLICY = {k: v for k, v in TITLE.items() if k != "policy"}
 WRONG_KEY = {"Authorization": f"Bearer {KEY}x"}
 
@@ -144,9 +151,47 @@ CASES = [
      "never served"),
     (POST, CLICK, raw('{"impression_id": "a"}', "text/html"), 415, MEDIA, "application/json"),
     ("PUT", "/click", {}, 405, NOT_ALLOWED, "allowed: POST"),
+    # ------------------------------------------------------------------ POST /impressions (a page)
+    (POST, PAGE, raw("{bad"), 400, MALFORMED, "not valid JSON"),
+    (POST, PAGE, as_json(page(titles=[])), 400, BAD, "titles: List should have at least 1"),
+    (POST, PAGE, as_json(page(titles=[f"t{i}" for i in range(101)])), 400, BAD, "at most 100"),
+    (POST, PAGE, as_json(page(titles=[ST, "x", ST])), 400, BAD, "repeated: ['stranger-things']"),
+    (POST, PAGE, as_json(page(titles=ST)), 400, BAD, "titles: Input should be a valid array"),
+    (POST, PAGE, as_json(page(titles=[7])), 400, BAD, "titles[0]: Input should be a valid string"),
+    (POST, PAGE, as_json(page(titles=[""])), 400, BAD, "titles[0]: String should have at least 1"),
+    (POST, PAGE, as_json({"titles": [ST]}), 400, BAD, "user_id: this field is required"),
+    (POST, PAGE, as_json(page(user_id=None)), 400, BAD, "user_id: Input should be a valid string"),
+    (POST, PAGE, as_json(page(defer="yes")), 400, BAD, "defer: Input should be a valid boolean"),
+    (POST, PAGE, as_json(page(defer=1)), 400, BAD, "defer: Input should be a valid boolean"),
+    (POST, PAGE, as_json(page(context={"romance": "1"})), 400, BAD, "context.romance: Input should be a"),
+    (POST, PAGE, as_json(page(context={"romance": 1e300})), 400, BAD, "title 'stranger-things': feature"),
+    (POST, PAGE, as_json(page(extra=1)), 400, BAD, "extra: unknown field"),
+    (POST, PAGE, raw(json.dumps(page()), "text/plain"), 415, MEDIA, "application/json"),
+    ("GET", PAGE, {}, 405, NOT_ALLOWED, "allowed: POST"),
+    # ------------------------------------------------------------------ POST /activate
+    (POST, ACT, raw("[oops"), 400, MALFORMED, "not valid JSON"),
+    (POST, ACT, as_json({}), 400, BAD, "impression_ids: this field is required"),
+    (POST, ACT, as_json({"impression_ids": []}), 400, BAD, "impression_ids: List should have at least 1"),
+    (POST, ACT, as_json({"impression_ids": ["a"] * 101}), 400, BAD, "List should have at most 100"),
+    (POST, ACT, as_json({"impression_ids": "abc"}), 400, BAD, "impression_ids: Input should be a valid"),
+    (POST, ACT, as_json({"impression_ids": [1]}), 400, BAD, "impression_ids[0]: Input should be a valid str"),
+    (POST, ACT, as_json({"impression_ids": ["x" * 200]}), 400, BAD, "String should have at most 128"),
+    ("GET", ACT, {}, 405, NOT_ALLOWED, "allowed: POST"),
+    # ------------------------------------------------------------------ POST /reward
+    (POST, REWARD, raw("{"), 400, MALFORMED, "not valid JSON"),
+    (POST, REWARD, as_json({"impression_id": "a"}), 400, BAD, "value: this field is required"),
+    (POST, REWARD, as_json({"impression_id": "a", "value": "1"}), 400, BAD, "value: Input should be a"),
+    (POST, REWARD, as_json({"impression_id": "a", "value": True}), 400, BAD, "value: Input should be a"),
+    (POST, REWARD, as_json({"impression_id": "a", "value": None}), 400, BAD, "value: Input should be a"),
+    (POST, REWARD, raw('{"impression_id": "a", "value": NaN}'), 400, BAD, "value: Input should be a fin"),
+    (POST, REWARD, raw('{"impression_id": "a", "value": 1e999}'), 400, BAD, "value: Input should be a fin"),
+    (POST, REWARD, as_json({"impression_id": "a", "value": 1, "event_id": ""}), 400, BAD, "event_id: String"),
+    (POST, REWARD, as_json({"impression_id": "a", "value": 1, "event_id": 5}), 400, BAD, "event_id: Input"),
+    (POST, REWARD, as_json({"impression_id": "nope", "value": 1}), 404, "unknown_impression", "no impr"),
+    ("GET", REWARD, {}, 405, NOT_ALLOWED, "allowed: POST"),
     # ------------------------------------------------------------------ routes
     ("GET", "/no/such/route", {}, 404, "not_found", "no route GET /no/such/route"),
-    ("POST", "/impressions", as_json(imp()), 404, "not_found", "/openapi.json"),
+    ("POST", "/impressionz", as_json(imp()), 404, "not_found", "/openapi.json"),
     ("GET", "/stats/no-such-title", {}, 404, "unknown_title", "no-such-title"),
     ("POST", "/healthz", {}, 405, NOT_ALLOWED, "allowed: GET"),
     # ------------------------------------------------------------------ admin: authentication
@@ -183,6 +228,8 @@ CASES = [
     (PUT, T2, put(title_with(title_id="other")), 400, BAD, "differs from the URL"),
     ("PUT", "/titles/bad%20id", put(TITLE), 400, BAD, "title_id: String should match pattern"),
     (PUT, T2, put(title_with(surprise=True)), 400, BAD, "surprise: unknown field"),
+    (PUT, T2, put(title_with(reward={"aggregate": "mean"})), 400, BAD, "reward.aggregate: Input should be"),
+    (PUT, T2, put(title_with(reward={"min": 2, "max": 1})), 400, BAD, "reward.min must be below reward.max"),
     (PUT, T2, put(title_with(features="romance")), 400, BAD, "features: Input should be a valid list"),
     ("GET", "/titles/no-such-title", {"headers": ADMIN}, 404, "unknown_title", "no-such-title"),
     ("DELETE", "/titles/no-such-title", {"headers": ADMIN}, 404, "unknown_title", "no-such-title"),

@@ -227,8 +227,8 @@ def test_dashboard_in_chromium(stack: Stack) -> None:
             )
             expect(page.get_by_test_id("totals")).to_contain_text("Impressions")
             expect(page.get_by_test_id("srm")).to_be_visible()
-            # pending + the six outcomes: clicked, defaulted, late, duplicate, unknown, lost
-            expect(page.get_by_test_id("join-outcomes").locator("[data-outcome]")).to_have_count(7)
+            # pending + the seven outcomes: clicked, defaulted, late, duplicate, unknown, lost, never_shown
+            expect(page.get_by_test_id("join-outcomes").locator("[data-outcome]")).to_have_count(8)
             expect(page.get_by_test_id("learner-health")).to_be_visible()
             offpolicy = page.get_by_test_id("offpolicy-table").locator("tbody tr")
             expect(offpolicy).to_have_count(2)  # control and linucb, on explore's logs
@@ -267,4 +267,5 @@ def test_dashboard_in_chromium(stack: Stack) -> None:
             browser.close()
     counters = stack.demo.counters.snapshot()
     assert counters["impressions"] > 0 and counters["errors"] == 0 and counters["fallbacks"] == 0, counters
+    assert counters["never_shown"] > 0, counters  # the demo viewers browse deferred pages
     assert not problems, "\n".join(problems)

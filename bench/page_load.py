@@ -1,0 +1,262 @@
+"""HTTP benchmark of pages: POST /impressions with 20-title pages against gunicorn, next to the no-op
+Flask endpoint served by the same gunicorn settings, in the same run.
+
+    python bench/page_load.py [--seconds 8] [--rounds 4] [--page-size 20] [--workers 2] [--connections 32]
+
+Needs `wrk` (Debian: apt-get install wrk). Starts a private redis-server (AOF everysec), the API under
+gunicorn with service/gunicorn_conf.py and the learner, seeds `--page-size` titles, then alternates
+rounds: artbandit serving pages (every request one page of all the titles for a random viewer, nothing
+else), and the no-op Flask endpoint of bench/http_load.py answering single POST /impression requests.
+The headline is impressions per second through POST /impressions (pages/s × page size) over the no-op's
+requests per second, per round, median over rounds. Then paced rounds at half of artbandit's saturated
+page rate give the p99 latency of a page at half load. As in bench/http_load.py, each artbandit round
+first serves one attribution window unmeasured (the learner's steady state) and afterwards waits until
+the learner has labelled the round's impressions, so its work never spills into a no-op round.
+Prints a markdown table; --write appends it to docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import redis
+from http_load import (  # bench/http_load.py (this script's directory is on the path)
+    API_KEY,
+    ARTWORKS,
+    FEATURES,
+    NOOP_APP,
+    ROOT,
+    WINDOW_SECONDS,
+    cpu_seconds,
+    start_gunicorn,
+    stop,
+    wait_http,
+)
+
+from service import gunicorn_conf
+from service.devstack.redis_server import PrivateRedis, free_port
+from service.store import keys
+
+WRK_SCRIPT = r"""
+-- one request per page (or per single impression for the no-op), a random viewer and context
+local features = {%(features)s}
+local titles = {%(titles)s}
+local path = "%(path)s"
+local pace_ms = %(pace_ms)s
+math.randomseed(os.time() + math.floor(os.clock() * 1e6))
+
+request = function()
+  local parts = {}
+  for i = 1, 3 do
+    parts[#parts + 1] = string.format('"%%s": %%.3f', features[math.random(#features)], math.random())
+  end
+  local body
+  if path == "/impressions" then
+    body = string.format('{"user_id": "u%%d", "context": {%%s}, "titles": [%%s]}',
+                         math.random(100000), table.concat(parts, ", "), table.concat(titles, ", "))
+  else
+    body = string.format('{"title_id": "page-0", "user_id": "u%%d", "context": {%%s}}',
+                         math.random(100000), table.concat(parts, ", "))
+  end
+  return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
+end
+
+if pace_ms > 0 then
+  delay = function() return pace_ms end
+end
+
+done = function(summary, latency, requests)
+  io.write(string.format("RESULT %%d %%d %%f %%f %%d\n", summary.requests, summary.duration,
+    latency:percentile(50) / 1000.0, latency:percentile(99) / 1000.0,
+    summary.errors.status + summary.errors.connect + summary.errors.read + summary.errors.write
+    + summary.errors.timeout))
+end
+"""
+
+
+def run_wrk(url: str, path: str, titles: list[str], seconds: float, connections: int, pace_ms: float,
+            tmp: Path, cpu_of: dict[str, int] | None = None) -> dict[str, float]:  # fmt: skip
+    """One wrk run: requests/s, p50 and p99 in ms, errors, and CPU µs per request of `cpu_of`'s trees."""
+    script = tmp / "page.lua"
+    script.write_text(
+        WRK_SCRIPT
+        % {
+            "features": ", ".join(f'"{f}"' for f in FEATURES),
+            "titles": ", ".join(f'"\\"{t}\\""' for t in titles),
+            "path": path,
+            "pace_ms": f"{pace_ms:.3f}",
+        }
+    )
+    groups = cpu_of or {}
+    before = {name: cpu_seconds(pid) for name, pid in groups.items()}
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "2s", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    m = re.search(r"RESULT (\d+) (\d+) ([\d.]+) ([\d.]+) (\d+)", out)
+    if not m:
+        raise RuntimeError(f"could not parse wrk output:\n{out}")
+    requests, duration = int(m.group(1)), int(m.group(2)) / 1e6
+    cpu = {n: (cpu_seconds(pid) - before[n]) / max(requests, 1) * 1e6 for n, pid in groups.items()}
+    return {
+        "rps": requests / duration, "p50": float(m.group(3)), "p99": float(m.group(4)),
+        "errors": float(m.group(5)), **{f"cpu_{n}": us for n, us in cpu.items()},
+    }  # fmt: skip
+
+
+def put_titles(base: str, titles: list[str]) -> None:
+    body = json.dumps(
+        {"features": FEATURES, "artworks": ARTWORKS, "policy": {"name": "linucb", "params": {"alpha": 1.0}}}
+    ).encode()
+    for title_id in titles:
+        req = urllib.request.Request(
+            f"{base}/titles/{title_id}", data=body, method="PUT",
+            headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"},
+        )  # fmt: skip
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            assert resp.status in (200, 201), resp.status
+
+
+def wait_drained(r: redis.Redis, titles: list[str], timeout: float) -> None:
+    """Until the learner has labelled every impression served so far."""
+    deadline = time.monotonic() + timeout
+    while sum(int(r.zcard(keys.pending(t))) for t in titles) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=8, help="measured seconds per wrk run")
+    ap.add_argument("--rounds", type=int, default=4, help="alternating rounds per load (medians reported)")
+    ap.add_argument("--page-size", type=int, default=20)
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
+    args = ap.parse_args()
+    if shutil.which("wrk") is None:
+        print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return 2
+    titles = [f"page-{i}" for i in range(args.page_size)]
+    threads = gunicorn_conf.threads
+    sat: list[dict[str, float]] = []
+    noop_sat: list[dict[str, float]] = []
+    half: list[dict[str, float]] = []
+    with PrivateRedis(appendonly=True) as redis_srv, tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        (tmp / "noop_app.py").write_text(NOOP_APP)
+        env = dict(os.environ)
+        env.update(
+            ARTBANDIT_REDIS_URL=redis_srv.url, ARTBANDIT_API_KEY=API_KEY,
+            ARTBANDIT_ATTRIBUTION_WINDOW=str(WINDOW_SECONDS),
+        )  # fmt: skip
+        (tmp / "prom").mkdir()
+        env["PROMETHEUS_MULTIPROC_DIR"] = str(tmp / "prom")
+        port_app, port_noop = free_port(), free_port()
+        app = start_gunicorn(
+            "service.app:create_app()", port_app, args.workers, env, ROOT, conf="python:service.gunicorn_conf"
+        )
+        learner = subprocess.Popen(
+            [sys.executable, "-m", "service.cli", "learn"], env=env, cwd=ROOT, start_new_session=True
+        )
+        noop = start_gunicorn(
+            "noop_app:create_app()", port_noop, args.workers, dict(os.environ, PYTHONPATH=str(tmp)), tmp
+        )
+        r = redis.Redis.from_url(redis_srv.url)
+        assert redis_srv.process is not None
+        procs = {"api": app.pid, "redis": redis_srv.process.pid, "learner": learner.pid}
+        try:
+            base_app, base_noop = f"http://127.0.0.1:{port_app}", f"http://127.0.0.1:{port_noop}"
+            wait_http(f"{base_app}/healthz")
+            wait_http(f"{base_noop}/healthz")
+            put_titles(base_app, titles)
+            time.sleep(1.0)
+            run_wrk(base_app, "/impressions", titles, 3, 8, 0, tmp)  # warm-up
+            n, secs = args.connections, args.seconds
+
+            def artbandit_round(pace_ms: float) -> dict[str, float]:
+                run_wrk(base_app, "/impressions", titles, WINDOW_SECONDS, n, pace_ms, tmp)  # steady state
+                out = run_wrk(base_app, "/impressions", titles, secs, n, pace_ms, tmp, cpu_of=procs)
+                wait_drained(r, titles, WINDOW_SECONDS * 3 + 20)
+                return out
+
+            for k in range(args.rounds):
+                sat.append(artbandit_round(0))
+                noop_sat.append(run_wrk(base_noop, "/impression", titles, secs, n, 0, tmp))
+                print(
+                    f"round {k + 1}: artbandit {sat[-1]['rps']:,.0f} pages/s = "
+                    f"{sat[-1]['rps'] * args.page_size:,.0f} impressions/s (p99 {sat[-1]['p99']:.1f} ms); "
+                    f"no-op Flask {noop_sat[-1]['rps']:,.0f} req/s; ratio "
+                    f"{sat[-1]['rps'] * args.page_size / noop_sat[-1]['rps']:.2f}",
+                    flush=True,
+                )
+            pace_ms = n / (statistics.median(x["rps"] for x in sat) / 2) * 1000.0
+            for _ in range(args.rounds):
+                half.append(artbandit_round(pace_ms))
+        finally:
+            r.close()
+            for proc in (app, noop, learner):
+                stop(proc)
+
+    cpu = next(
+        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+         if ln.startswith("model name")), "unknown CPU",
+    )  # fmt: skip
+    ratios = [a["rps"] * args.page_size / b["rps"] for a, b in zip(sat, noop_sat, strict=True)]
+
+    def med(rows: list[dict[str, float]], key: str) -> float:
+        return statistics.median(x[key] for x in rows)
+
+    k = args.page_size
+    lines = [
+        f"Machine: {os.cpu_count()} cores, {cpu}, **shared with other engineers' test runs during this "
+        f"session** (numbers are noisier and likely lower than on a quiet machine); gunicorn gthread "
+        f"workers={args.workers} x {threads} threads (service/gunicorn_conf.py for both servers); wrk -t1 "
+        f"-c{args.connections}; {args.rounds} alternating rounds of {args.seconds} s (medians; p99 also "
+        f"worst round); Redis (AOF everysec) and the learner on the same machine. artbandit: every request "
+        f"a {k}-title page; no-op: single POST /impression.",
+        "",
+        "| server | load | req/s | impressions/s | p50 ms | p99 ms | worst p99 ms | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+        f"| artbandit `POST /impressions` ({k} titles) | saturated | {med(sat, 'rps'):,.0f} | "
+        f"{med(sat, 'rps') * k:,.0f} | {med(sat, 'p50'):.2f} | {med(sat, 'p99'):.2f} | "
+        f"{max(x['p99'] for x in sat):.2f} | {sum(x['errors'] for x in sat):.0f} |",
+        f"| no-op Flask `POST /impression` | saturated | {med(noop_sat, 'rps'):,.0f} | "
+        f"{med(noop_sat, 'rps'):,.0f} | {med(noop_sat, 'p50'):.2f} | {med(noop_sat, 'p99'):.2f} | "
+        f"{max(x['p99'] for x in noop_sat):.2f} | {sum(x['errors'] for x in noop_sat):.0f} |",
+        f"| artbandit `POST /impressions` ({k} titles) | half load | {med(half, 'rps'):,.0f} | "
+        f"{med(half, 'rps') * k:,.0f} | {med(half, 'p50'):.2f} | {med(half, 'p99'):.2f} | "
+        f"{max(x['p99'] for x in half):.2f} | {sum(x['errors'] for x in half):.0f} |",
+        "",
+        "Impressions per second through pages / no-op requests per second: "
+        f"**{statistics.median(ratios):.2f}×** "
+        f"(rounds {', '.join(f'{x:.2f}' for x in ratios)}; goal ≥ 5×, aim 8×).",
+        f"p99 of a {k}-title page at half load: **{med(half, 'p99'):.2f} ms** median, "
+        f"{max(x['p99'] for x in half):.2f} ms worst round (goal ≤ 25 ms).",
+        f"CPU per page at saturation (median, /proc): API workers {med(sat, 'cpu_api'):,.0f} µs, Redis "
+        f"{med(sat, 'cpu_redis'):,.0f} µs, learner {med(sat, 'cpu_learner'):,.0f} µs.",
+    ]
+    table = "\n".join(lines)
+    print(table)
+    if args.write:
+        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as fh:
+            fh.write(
+                f"\n## Pages over HTTP ({time.strftime('%Y-%m-%d')})\n\n"
+                f"Command: `python bench/page_load.py`\n\n{table}\n"
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
