@@ -11,7 +11,7 @@ import redis as redis_lib
 from service.catalog import RewardSpec
 from service.config import Settings
 from service.devstack.redis_server import PrivateRedis
-from service.join.redis_join import RedisJoin
+from service.join.redis_join import ImpressItem, RedisJoin
 from service.join.rule import Activation, ClickOutcome
 from service.store import keys
 from service.store.records import StreamEntries, iter_decisions, parse_labelled
@@ -101,7 +101,7 @@ def test_activations_of_a_page_are_one_round_trip(
     redis: redis_lib.Redis, join: RedisJoin, round_trips: list[int]
 ) -> None:
     recs = [record(f"t{i % 4}", T0) for i in range(20)]
-    join.impress_many([(r, None, True, None) for r in recs])
+    join.impress_many([ImpressItem(r, defer=True) for r in recs])
     round_trips.clear()
     out = join.activate([r.event_id for r in recs], now=T0 + 1)
     assert set(out.values()) == {A.ACTIVATED}
