@@ -119,6 +119,7 @@ class RedisJoin:
                     keys.join_counters(title),
                     keys.minute_counters(title, ref.minute),
                     keys.totals(title),
+                    keys.clicks_stream(title),
                 ],
                 args=[impression_id, time_arg(now), self.settings.retention_events],
             )

@@ -7,9 +7,10 @@
 -- KEYS[4] join counters hash       (keys.join_counters)
 -- KEYS[5] decision-minute counters (keys.minute_counters, minute taken from the impression id)
 -- KEYS[6] title totals hash        (keys.totals)
+-- KEYS[7] clicks stream            (keys.clicks_stream: the accepted clicks, for early updates)
 -- ARGV[1] impression id
 -- ARGV[2] click time (epoch seconds, text), or '' to use the Redis server's TIME
--- ARGV[3] approximate MAXLEN of the labelled stream
+-- ARGV[3] approximate MAXLEN of the labelled and clicks streams
 -- Returns 'recorded' | 'duplicate' | 'late' | 'unknown' | 'untracked' (unknown, and the title has no
 -- join counters, so the caller counts it globally instead of creating keys for a made-up title).
 
@@ -44,6 +45,8 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
       redis.call('HINCRBY', KEYS[5], click_field, 1)
     end
     redis.call('HINCRBY', KEYS[6], click_field, 1)
+    -- The click that will make the label 1 at the deadline, for learners with early updates.
+    redis.call('XADD', KEYS[7], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[1], 'at', now, 'ev', ev)
     return 'recorded'
   end
   -- Past the deadline but not swept yet: the expiry happens first, then the click is judged.
