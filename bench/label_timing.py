@@ -1,6 +1,6 @@
 """Why labels wait for the deadline: LinUCB learning with click labels at click time vs at the deadline.
 
-    python bench/label_timing.py [SEEDS]
+    python bench/label_timing.py [SEEDS [WINDOWS]]     # e.g. 5 10000
 
 A synthetic world (K=8 artworks, d=16 taste features, Dirichlet tastes, logistic clicks with a low
 base rate); one impression per time step; snapshots every 100 steps; click delays exponential with a
@@ -69,13 +69,14 @@ def run(mode: str, window: int, n: int = 40_000, seed: int = 0, k: int = 8, d: i
 
 def main() -> None:
     seeds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
+    windows = [int(w) for w in sys.argv[2].split(",")] if len(sys.argv) > 2 else [100, 2_000, 10_000]
     modes = ("click", "deadline", "early")
     print(f"{seeds} seeds; mean and 95% interval (t) over seeds")
     print(
         "| impressions in flight (window) | labels at click time | labels at the deadline | early updates |"
     )
     print("|---:|---:|---:|---:|")
-    for window in (100, 2_000, 10_000):
+    for window in windows:
         cells = []
         for mode in modes:
             mean, low, high = mean_ci([run(mode, window, seed=s) for s in range(seeds)])
