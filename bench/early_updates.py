@@ -1,12 +1,13 @@
 """Early updates vs deadline-only learning: launch day, steady state and drift, several seeds.
 
-    python bench/early_updates.py [--seeds 5] [--out reports/early] [--only launch,steady,drift]
+    python bench/early_updates.py [--seeds 5] [--jobs 2] [--out reports/early] [--only launch,steady,drift]
     python bench/early_updates.py --analyze-only --out reports/early   # tables and plots from saved runs
 
-Each case runs `artbandit simulate` twice (`--param linucb.early_updates=false|true`) and reads the runs'
-timeseries.csv. Launch (`--scenario launch`: one new title, window 1800 s, 30 impressions/s, 2 simulated
-hours): the fraction of the oracle over the first 10, 30 and 60 minutes. Steady state (the default world,
-200,000 impressions) and drift (the same, appeal drifting at 500 s of 1,000): the fraction over the run.
+Each case runs `artbandit simulate` per seed and mode (`--param linucb.early_updates=false|true`) and
+reads the runs' runs.csv and timeseries.csv. Launch (`--scenario launch`: one new title, window 1800 s,
+30 impressions/s, 2 simulated hours): the fraction of the oracle over the first 10, 30 and 60 minutes.
+Steady state (the default world, 200,000 impressions) and drift (the same, appeal drifting at 500 s of
+1,000 simulated seconds): the fraction over the run.
 Prints markdown tables (mean and 95% t-interval over seeds) and writes plots to docs/img/.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,16 +36,23 @@ CASES = {
 LAUNCH_MINUTES = (10, 30, 60)
 
 
-def run_case(case: str, seeds: int, out: Path) -> None:
-    for mode in MODES:
-        artbandit(
-            ["simulate", *CASES[case], "--seeds", str(seeds), "--no-progress",
-             "--param", f"linucb.early_updates={mode}", "--out", str(out / f"{case}-{mode}")]
-        )  # fmt: skip
+def job(case: str, mode: str, seed: int, out: Path) -> list[str]:
+    """argv of one run (`artbandit simulate ...`): one case, mode and seed, in its own directory, so runs
+    can go in parallel and a finished seed is kept whatever happens to the others."""
+    where = out / f"{case}-{mode}" / f"seed{seed}"
+    return ["simulate", *CASES[case], "--seed", str(seed), "--seeds", "1", "--no-progress",
+            "--param", f"linucb.early_updates={mode}", "--out", str(where)]  # fmt: skip
+
+
+def _read(out: Path, case: str, mode: str, table: str) -> pd.DataFrame:
+    paths = sorted((out / f"{case}-{mode}").glob(f"seed*/{table}.csv"))
+    if not paths:
+        raise FileNotFoundError(f"no runs under {out / f'{case}-{mode}'}")
+    return pd.concat([pd.read_csv(p) for p in paths], ignore_index=True)
 
 
 def _timeseries(out: Path, case: str, mode: str) -> pd.DataFrame:
-    return pd.read_csv(out / f"{case}-{mode}" / "timeseries.csv")
+    return _read(out, case, mode, "timeseries")
 
 
 def fraction_until(ts: pd.DataFrame, seconds: float) -> float:
@@ -83,7 +92,7 @@ def launch_table(out: Path) -> str:
 def run_table(out: Path, case: str) -> str:
     lines = ["| learning | fraction of oracle | last half | seeds |", "|---|---:|---:|---:|"]
     for mode in MODES:
-        runs = pd.read_csv(out / f"{case}-{mode}" / "runs.csv")
+        runs = _read(out, case, mode, "runs")
         lines.append(
             f"| {LABEL[mode]} | {_cell(runs['fraction_of_oracle'].tolist())} | "
             f"{_cell(runs['fraction_of_oracle_last_half'].tolist())} | {len(runs)} |"
@@ -93,8 +102,8 @@ def run_table(out: Path, case: str) -> str:
 
 def paired_difference(out: Path, case: str) -> str:
     """early - deadline per seed (the same world and traffic per seed: common random numbers)."""
-    a = pd.read_csv(out / f"{case}-true" / "runs.csv").set_index("seed")["fraction_of_oracle"]
-    b = pd.read_csv(out / f"{case}-false" / "runs.csv").set_index("seed")["fraction_of_oracle"]
+    a = _read(out, case, "true", "runs").set_index("seed")["fraction_of_oracle"]
+    b = _read(out, case, "false", "runs").set_index("seed")["fraction_of_oracle"]
     return _cell((a - b).dropna().tolist())
 
 
@@ -141,12 +150,16 @@ def main() -> None:
     ap.add_argument("--only", default="launch,steady,drift")
     ap.add_argument("--img", default="docs/img")
     ap.add_argument("--analyze-only", action="store_true")
+    ap.add_argument("--jobs", type=int, default=2, help="runs in parallel")
     args = ap.parse_args()
     out, img = Path(args.out), Path(args.img)
     cases = [c for c in args.only.split(",") if c]
     if not args.analyze_only:
-        for case in cases:
-            run_case(case, args.seeds, out)
+        argvs = [job(c, m, s, out) for c in cases for m in MODES for s in range(1, args.seeds + 1)]
+        with ProcessPoolExecutor(args.jobs) as pool:
+            for code in pool.map(artbandit, argvs):
+                if code:
+                    raise SystemExit(code)
     if "launch" in cases:
         print("Launch day (fraction of the oracle from launch to the minute named):\n")
         print(launch_table(out))
