@@ -41,8 +41,8 @@ RATE_SIM = 3.0
 SNAPSHOT_REAL = 1.0
 
 
-def world(seed: int) -> World:
-    knobs = {**get_scenario("launch").world, "rate": RATE_SIM}
+def world(seed: int, rate: float = RATE_SIM) -> World:
+    knobs = {**get_scenario("launch").world, "rate": rate}
     return World.generate(WorldConfig(seed=seed).replace(**knobs))
 
 
@@ -73,7 +73,7 @@ def served(w: World, early: bool, impressions: int, port: int, seed: int) -> Run
                 time.sleep(0.2)
             settings = HttpSettings(
                 base_url=base, impressions=impressions, concurrency=16, api_key=key, seed=seed,
-                time_scale=SCALE, buckets=30,
+                time_scale=SCALE, buckets=30, max_click_delay=WINDOW_SIM,
             )  # fmt: skip
             return run_http(w, "linucb", {"early_updates": early}, settings)
         finally:
@@ -95,8 +95,9 @@ def main() -> None:
     ap.add_argument("--modes", default="true,false")
     ap.add_argument("--port", type=int, default=9231)
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--rate", type=float, default=RATE_SIM, help="impressions per simulated second")
     args = ap.parse_args()
-    w = world(args.seed)
+    w = world(args.seed, args.rate)
     print("| driver | early_updates | first 10 min | first 30 min | whole run | answered | clicks recorded |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for mode in args.modes.split(","):
@@ -107,6 +108,8 @@ def main() -> None:
         ):
             ts = result.timeseries
             e = result.extra
+            if "answered" in e:
+                print("   ", {k: round(v, 1) for k, v in e.items() if isinstance(v, float)}, flush=True)
             answered = f"{e['answered']:.0f}/{e['requested']:.0f}" if "answered" in e else "-"
             recorded = f"{e.get('click_recorded', 0):.0f}" if "answered" in e else "-"
             print(
