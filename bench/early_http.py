@@ -1,14 +1,15 @@
 """Launch day through the served system: API under gunicorn + the real learner, driven over HTTP, vs the
 in-process driver on the same world, traffic and windows.
 
-    .venv/bin/python bench/early_http.py [--impressions 9000] [--modes true,false] [--port 9231]
+    .venv/bin/python bench/early_http.py [--impressions 3000] [--rate 1.0] [--modes true,false] [--port 9231]
 
 The launch world (one new title, clicks after a log-normal delay with median 60 s, sigma 1.5) with the
 production window of 1800 simulated seconds, compressed 30 times: the service runs with a 60 s
-attribution window and 1 s snapshots, the driver sends 3 impressions per simulated second (90 per real
-second) and each click after its delay / 30. The in-process run uses the same world, seed and rate, the
-1800 s window and a 30 s (= 1 real s) snapshot interval. Prints the fraction of the oracle over the
-first 10 and 30 simulated minutes and over the run, per driver and mode (`linucb.early_updates`).
+attribution window and 1 s snapshots, the driver sends `--rate` impressions per simulated second (1.0:
+30 per real second) and each click after its delay / 30 (none due after the window). The in-process run
+uses the same world, seed and rate, the 1800 s window and a 30 s (= 1 real s) snapshot interval. Prints
+the fraction of the oracle over the first 10 and 30 simulated minutes and over the run, per driver and
+mode (`linucb.early_updates`).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from simulator.world import World
 
 SCALE = 1.0 / 30.0  # real seconds per simulated second
 WINDOW_SIM = 1800.0
-RATE_SIM = 3.0
+RATE_SIM = 1.0
 SNAPSHOT_REAL = 1.0
 
 
@@ -91,7 +92,7 @@ def local(w: World, early: bool, impressions: int, seed: int) -> RunResult:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--impressions", type=int, default=9000)
+    ap.add_argument("--impressions", type=int, default=3000)
     ap.add_argument("--modes", default="true,false")
     ap.add_argument("--port", type=int, default=9231)
     ap.add_argument("--seed", type=int, default=1)
