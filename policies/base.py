@@ -118,6 +118,15 @@ def _check_number(
 check_number = _check_number
 
 
+def check_early_updates(early_updates: object, forgetting: float = 1.0) -> None:
+    """early_updates must be a bool; with forgetting the discount of a reward would depend on when it
+    arrived, so early statistics could not equal deadline-only ones: refuse the combination."""
+    if not isinstance(early_updates, bool):
+        raise ValueError(f"early_updates must be true or false, got {early_updates!r}")
+    if early_updates and forgetting != 1.0:
+        raise ValueError(f"early_updates needs forgetting = 1 (no forgetting), got forgetting={forgetting!r}")
+
+
 class Policy(ABC):
     """Base class: arm bookkeeping, context validation, floor, sampling, serialization frame.
 
@@ -329,17 +338,8 @@ class Policy(ABC):
         propensities: np.ndarray,
     ) -> None:
         """Apply n observations in order. `arms` are arm ids or integer indices into `self.arms`."""
-        x = self.vectorize_batch(contexts)
+        x, idx = self._rows(contexts, arms)
         n = x.shape[0]
-        arms_arr = np.asarray(arms)
-        if arms_arr.shape != (n,):
-            raise ValueError(f"arms must have shape ({n},), got {arms_arr.shape}")
-        if arms_arr.dtype.kind in "iu":
-            if n and (arms_arr.min() < 0 or arms_arr.max() >= len(self._arms)):
-                raise ValueError(f"arm indices must be in [0, {len(self._arms) - 1}]")
-            idx = arms_arr.astype(np.intp)
-        else:
-            idx = np.array([self._index_of(str(a)) for a in arms_arr], dtype=np.intp)
         r = np.asarray(rewards, dtype=float)
         q = np.asarray(propensities, dtype=float)
         if r.shape != (n,) or q.shape != (n,):
@@ -352,6 +352,63 @@ class Policy(ABC):
             raise ValueError(f"propensity must be in (0, 1], got {float(q[row])!r} at row {row}")
         if n:
             self._learn_rows(x, idx, r, q)
+
+    # ----------------------------------------------------------------- early updates
+    @property
+    def early_updates(self) -> bool:
+        """Whether this policy learns before the deadline (the `early_updates` setting; policies without
+        it never do). See `learn_decided_batch`."""
+        return bool(getattr(self.settings, "early_updates", False))
+
+    def learn_decided_batch(self, contexts: np.ndarray, arms: Sequence[str] | np.ndarray) -> None:
+        """Early updates, part 1: n decisions enter the statistics when they are made, as if their reward
+        were 0 (their outcome is pending). Part 2, `learn_reward_batch`, adds each reward when it is known.
+        Both parts of the same rows, in any order and split in any way, leave the statistics equal to
+        `learn_batch` of those rows: the policies that support early updates keep sums, and refuse the
+        settings (forgetting) under which they would not."""
+        if not self.early_updates:
+            raise ValueError(f"policy {self.name!r} is not set up for early updates (early_updates=false)")
+        x, idx = self._rows(contexts, arms)
+        if len(idx):
+            self._learn_decided_rows(x, idx)
+
+    def learn_reward_batch(
+        self, contexts: np.ndarray, arms: Sequence[str] | np.ndarray, rewards: np.ndarray
+    ) -> None:
+        """Early updates, part 2: the rewards of n decisions already entered by `learn_decided_batch` (a
+        click as it arrives; at the deadline, whatever part of the final reward was not applied yet)."""
+        if not self.early_updates:
+            raise ValueError(f"policy {self.name!r} is not set up for early updates (early_updates=false)")
+        x, idx = self._rows(contexts, arms)
+        r = np.asarray(rewards, dtype=float)
+        if r.shape != (len(idx),):
+            raise ValueError(f"rewards must have shape ({len(idx)},)")
+        if not np.isfinite(r).all():
+            raise ValueError(f"reward must be finite; row {int(np.argwhere(~np.isfinite(r))[0][0])} is not")
+        nonzero = r != 0.0
+        if nonzero.any():
+            self._learn_reward_rows(x[nonzero], idx[nonzero], r[nonzero])
+
+    def _learn_decided_rows(self, x: np.ndarray, arms: np.ndarray) -> None:
+        raise NotImplementedError(f"{self.name} has no early updates")
+
+    def _learn_reward_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
+        raise NotImplementedError(f"{self.name} has no early updates")
+
+    def _rows(self, contexts: np.ndarray, arms: Sequence[str] | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Validated (n, d+1) vectors and (n,) arm indices of a batch."""
+        x = self.vectorize_batch(contexts)
+        n = x.shape[0]
+        arms_arr = np.asarray(arms)
+        if arms_arr.shape != (n,):
+            raise ValueError(f"arms must have shape ({n},), got {arms_arr.shape}")
+        if arms_arr.dtype.kind in "iu":
+            if n and (arms_arr.min() < 0 or arms_arr.max() >= len(self._arms)):
+                raise ValueError(f"arm indices must be in [0, {len(self._arms) - 1}]")
+            idx = arms_arr.astype(np.intp)
+        else:
+            idx = np.array([self._index_of(str(a)) for a in arms_arr], dtype=np.intp)
+        return x, idx
 
     def add_arm(self, arm: str, features: Mapping[str, float] | None = None) -> None:
         """Add an artwork while live; it starts with no data and gets explored."""

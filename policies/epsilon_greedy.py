@@ -5,6 +5,9 @@ uniformly random one: p_k = (1 - ε_t)·[k is best] / #best + ε_t / K, where
 
     ε_t = epsilon / (1 + decay · t),  t = observations learned so far (decay = 0: constant epsilon).
 
+With `early_updates` a decision counts as a pull when it is made and its reward joins the sum when it
+arrives (pending outcomes count as 0), so the counts equal deadline-only learning once all are known.
+
 An artwork with fewer than `min_pulls` observations (every artwork at the start, and each one added while
 live) counts as tied with the best, so it shares the greedy mass until it has data and is never starved.
 """
@@ -17,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import Policy, Settings, check_number, greedy_split_row
+from policies.base import Policy, Settings, check_early_updates, check_number, greedy_split_row
 
 
 @dataclass(frozen=True)
@@ -27,9 +30,11 @@ class EpsilonGreedySettings(Settings):
     epsilon: float = 0.1
     decay: float = 0.0
     min_pulls: int = 1
+    early_updates: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        check_early_updates(self.early_updates)
         check_number("epsilon", self.epsilon, low=0.0, high=1.0)
         check_number("decay", self.decay, low=0.0)
         check_number("min_pulls", self.min_pulls, low=0, integer=True)
@@ -88,6 +93,15 @@ class EpsilonGreedy(Policy):
         self._counts[arm] += 1.0
         self._sums[arm] += reward
         self._t += 1
+        self._invalidate()
+
+    def _learn_decided_rows(self, x: np.ndarray, arms: np.ndarray) -> None:
+        np.add.at(self._counts, arms, 1.0)
+        self._t += len(arms)
+        self._invalidate()
+
+    def _learn_reward_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
+        np.add.at(self._sums, arms, rewards)
         self._invalidate()
 
     def _on_add_arm(self, arm: str, arm_features: Mapping[str, float] | None) -> None:

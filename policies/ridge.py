@@ -13,6 +13,10 @@ A_k⁻¹ is kept current by Sherman–Morrison rank-one updates and recomputed f
 those re-inversions, so single observations are buffered and folded into it in blocks (`_fold`). With
 forgetting (γ < 1) an update is A ← γA + (1-γ)·ridge·I + xxᵀ, which is not rank-one, so A_k⁻¹ is
 recomputed on every update of arm k.
+Early updates (`early_updates`, see `Policy.learn_decided_batch`): a decision's x xᵀ enters A_k when it is
+made (reward 0), its reward r·x enters b_k when it arrives; A and b are sums, so once every outcome is
+known they equal deadline-only learning of the same events. Pending outcomes count as 0 meanwhile — the
+censoring of Vernade et al. (ICML 2020, OTFLinUCB); docs/architecture.md says why this estimator.
 `update_batch` applies n observations with one matrix product per arm and gives the same A and b as n
 calls of `update` (up to rounding); it updates A_k⁻¹ by the Woodbury identity (an m×m solve for the arm's
 m new rows) or, when m >= d or a re-inversion is due anyway, recomputes it.
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import Policy, Settings, check_number
+from policies.base import Policy, Settings, check_early_updates, check_number
 
 # Rows per chunk when scoring a batch: bounds the (n, K·d) temporary at a few MB.
 _CHUNK_CELLS = 1 << 19
@@ -43,12 +47,14 @@ class RidgeSettings(Settings):
     ridge: float = 1.0
     forgetting: float = 1.0
     refactor_every: int = 1000
+    early_updates: bool = False
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_number("ridge", self.ridge, low=0.0, low_open=True)
         check_number("forgetting", self.forgetting, low=0.0, high=1.0, low_open=True)
         check_number("refactor_every", self.refactor_every, low=1, integer=True)
+        check_early_updates(self.early_updates, self.forgetting)
 
 
 class RidgeArms:
@@ -182,6 +188,13 @@ class RidgeArms:
             else:
                 self._woodbury(k, xk)
 
+    def add_rewards(self, x: np.ndarray, arms: np.ndarray, r: np.ndarray) -> None:
+        """b_k += r·x for n rows whose x xᵀ is already in A_k (early updates: the decision entered A when
+        it was made, its reward arrives now). A is unchanged, so only θ of the touched arms moves."""
+        np.add.at(self.b, arms, r[:, None] * x)
+        for k in np.unique(arms).tolist():
+            np.dot(self.A_inv[k], self.b[k], out=self.theta[k])
+
     def _woodbury(self, k: int, xk: np.ndarray) -> None:
         """A_k⁻¹ after A_k += xkᵀxk (m rows): A⁻¹ - A⁻¹Xᵀ(I + XA⁻¹Xᵀ)⁻¹XA⁻¹, an m×m solve."""
         A_inv = self.A_inv[k]
@@ -276,6 +289,12 @@ class RidgePolicy(Policy):
 
     def _learn_one(self, x: np.ndarray, arm: int, reward: float, propensity: float) -> None:
         self._stats.update(arm, x, reward)
+
+    def _learn_decided_rows(self, x: np.ndarray, arms: np.ndarray) -> None:
+        self._stats.update_batch(x, arms, np.zeros(len(arms)))
+
+    def _learn_reward_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
+        self._stats.add_rewards(x, arms, rewards)
 
     def _on_add_arm(self, arm: str, arm_features: Mapping[str, float] | None) -> None:
         self._stats.add_arm()

@@ -144,9 +144,15 @@ class TitleConfig(_Strict):
         self._check_segments(known)
         for variant in self.variants:
             try:
-                build_policy(self, variant.name, seed=0)
+                policy = build_policy(self, variant.name, seed=0)
             except ValueError as exc:
                 raise ValueError(f"variant {variant.name!r}: {exc}") from exc
+            if self.reward is not None and policy.early_updates:
+                # the clicks stream early updates read carries no reward value (learning/early.py)
+                raise ValueError(
+                    f"variant {variant.name!r}: early_updates learns click rewards only; this title has "
+                    "a `reward` rule (graded rewards are learned at the deadline): drop one of the two"
+                )
         return self
 
     def _check_segments(self, known: set[str]) -> None:

@@ -3,6 +3,7 @@
     artbandit simulate --policies linucb,linear_ts,vw,epsilon_greedy,uniform --impressions 200000 \\
         --seed 1 --out reports/run1
     artbandit simulate --target http://127.0.0.1:8000 --policies linucb --impressions 5000  # over HTTP
+    artbandit simulate --scenario launch --seeds 5 --param linucb.early_updates=true --out reports/launch
     artbandit replay logs.parquet --policy linucb --param alpha=1.0
     artbandit tune logs.parquet --policy linucb --grid alpha=0.1,0.3,1,3 --grid floor=0.01,0.05 --json
     artbandit export --redis-url redis://127.0.0.1:6380/0 --out logs.parquet
@@ -82,10 +83,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from simulator.report import Report
     from simulator.world import World
 
+    _apply_scenario(args)
     policies = [p.strip() for p in args.policies.split(",") if p.strip()]
     params = policy_params(args.param, policies)
     base_world = World.load(args.world) if args.world else None
-    overrides = parse_assignments(args.set, "--set")
+    overrides = {**args.scenario_world, **parse_assignments(args.set, "--set")}
     if args.drift_at is not None:
         overrides["drift_at"] = args.drift_at
     seeds = list(range(args.seed, args.seed + args.seeds))
@@ -124,6 +126,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     )
     print(f"report written to {args.out}/ (summary.md, *.csv, *.parquet, *.png)")
     return 0
+
+
+# What `simulate` uses for the options a scenario may fill in, when neither it nor the command line does.
+SIMULATE_DEFAULTS: dict[str, Any] = {
+    "policies": DEFAULT_POLICIES, "impressions": 200_000, "window": 60.0, "buckets": 50,
+}  # fmt: skip
+
+
+def _apply_scenario(args: argparse.Namespace) -> None:
+    """Fill the options left unset: from the scenario (`--scenario`), else from SIMULATE_DEFAULTS."""
+    from simulator.scenarios import get_scenario
+
+    scenario = get_scenario(args.scenario) if getattr(args, "scenario", None) else None
+    for name, default in SIMULATE_DEFAULTS.items():
+        if getattr(args, name, None) is None:
+            value = getattr(scenario, name) if scenario is not None else None
+            setattr(args, name, default if value is None else value)
+    args.scenario_world = dict(scenario.world) if scenario is not None else {}
 
 
 def _run_http(args: argparse.Namespace, world: Any, policy: str, params: dict[str, Any], seed: int) -> Any:
@@ -222,9 +242,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     sim = subparsers.add_parser("simulate", help="run policies on a synthetic world and write a report")
     sim.add_argument(
-        "--policies", default=DEFAULT_POLICIES, help=f"comma-separated (default {DEFAULT_POLICIES})"
+        "--scenario",
+        help="a named scenario (simulator/scenarios.py), e.g. launch: one new title, window 1800 s",
     )
-    sim.add_argument("--impressions", type=int, default=200_000)
+    sim.add_argument("--policies", help=f"comma-separated (default {DEFAULT_POLICIES})")
+    sim.add_argument("--impressions", type=int, help="default 200000")
     sim.add_argument("--seed", type=int, default=1, help="first seed")
     sim.add_argument(
         "--seeds", type=int, default=1, help="number of seeds (seed, seed+1, ...); >1 adds 95%% CIs"
@@ -237,9 +259,9 @@ def add_subcommands(subparsers: argparse._SubParsersAction) -> None:
     sim.add_argument("--drift-at", type=float, help="shortcut for --set drift_at=SECONDS")
     sim.add_argument("--param", action="append", default=[], metavar="POLICY.NAME=VALUE",
                      help="policy parameter, e.g. --param linucb.alpha=1.0")  # fmt: skip
-    sim.add_argument("--window", type=float, default=60.0, help="attribution window, simulated seconds")
+    sim.add_argument("--window", type=float, help="attribution window, simulated seconds (default 60)")
     sim.add_argument("--snapshot-interval", type=float, default=1.0, help="seconds between publications")
-    sim.add_argument("--buckets", type=int, default=50, help="points on the curves over time")
+    sim.add_argument("--buckets", type=int, help="points on the curves over time (default 50)")
     sim.add_argument("--no-progress", action="store_true")
     http = sim.add_argument_group("over HTTP (drive a running service instead of the in-process driver)")
     http.add_argument(

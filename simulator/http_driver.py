@@ -47,6 +47,9 @@ class HttpSettings:
     buckets: int = 20
     seed: int = 1
     page_size: int = 1  # > 1: pages of up to this many titles per POST /impressions
+    # simulated seconds: a click due later is not sent (counted as clicks_not_sent_late); set it to the
+    # service's window so a run does not wait for clicks the service would only answer "late"
+    max_click_delay: float | None = None
 
     def __post_init__(self) -> None:
         from policies.base import check_number
@@ -174,6 +177,9 @@ class _Run:
             return
         p = self.truth.probabilities[i, self.slot[i]]
         if imp.luck[i] < p:
+            if self.s.max_click_delay is not None and imp.delay[i] > self.s.max_click_delay:
+                self.counts["clicks_not_sent_late"] += 1
+                return
             self.counts["clicks_sent"] += 1
             due = started + (imp.time[i] + imp.delay[i]) * self.s.time_scale
             self._spawn(self.click(client, i, answer["impression_id"], due))

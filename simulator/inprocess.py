@@ -9,7 +9,12 @@ Semantics (the same as the served system, minus the network):
 - each impression gets its reward and label time from `service.join.rule.label_batch` (the join rule: reward 1
   if the first click falls within the attribution window, else 0; labelled at the deadline);
 - labels are applied by `PolicyBook.apply_batch` in labelled-time order (ties: decision order) as
-  simulated time passes, so a label reaches the served policy at the first publication after it.
+  simulated time passes, so a label reaches the served policy at the first publication after it;
+- with a policy's `early_updates`, the learner instead enters each decision when it is made
+  (`PolicyBook.apply_decided_batch`) and each click the join accepts (the first, within the window) when
+  it arrives (`apply_reward_batch`); the deadline then adds nothing (a reward is a click, already in), so
+  once a window has closed the statistics equal deadline-only learning. The served learner does the same
+  from the decisions and clicks streams (`service/learning/early.py`).
 
 A served copy gets a fresh random stream at each publication; otherwise every copy would restart from the
 learning policy's generator state and repeat the same draws interval after interval.
@@ -162,6 +167,7 @@ class InProcessRun:
                 if g >= 0:
                     self._slot_of[g] = s
         self._learn_pos = np.full(len(world.artwork_ids), -1, dtype=np.int64)
+        self._early = next(iter(self.book.policies.values())).early_updates
         self._global_cache: dict[tuple[str, ...], np.ndarray] = {}
         self.publications = 0
 
@@ -236,6 +242,8 @@ class InProcessRun:
             "clicks_any_time": float(clicked),
             "labels_pending_at_end": float(queue.pending),
             "learned": float(self.book.applied),
+            "decided_early": float(self.book.decided),
+            "rewarded_early": float(self.book.rewarded),
             "publications": float(self.publications),
             "simulated_seconds": float(now),
             "wall_seconds": elapsed,
@@ -272,9 +280,22 @@ class InProcessRun:
             index, block.time, block.title, slot, expected, truth.oracle, truth.uniform, reward,
             truth.probabilities.argmax(axis=1),
         )  # fmt: skip
+        if not self._early:
+            queue.push(
+                labelled_at=labelled_at, seq=index, title=block.title, context=block.context,
+                artwork=chosen, reward=reward, propensity=propensity,
+            )  # fmt: skip
+            return int(click.sum())
+        # Early updates: the decisions enter now; the clicks the join accepts (reward 1: the first click,
+        # within the window) enter at their click time; the deadline has nothing left to add.
+        for t, a, b in _segments(titles_sorted):
+            rows = order[a:b]
+            self.book.apply_decided_batch(self._keys[t], block.context[rows], self._learn_pos[chosen[rows]])
+            self._dirty[t] = True
+        won = reward > 0
         queue.push(
-            labelled_at=labelled_at, seq=index, title=block.title, context=block.context,
-            artwork=chosen, reward=reward, propensity=propensity,
+            labelled_at=first_click[won], seq=index[won], title=block.title[won],
+            context=block.context[won], artwork=chosen[won], reward=reward[won], propensity=propensity[won],
         )  # fmt: skip
         return int(click.sum())
 
@@ -283,9 +304,12 @@ class InProcessRun:
             return
         for t, a, b in _segments(due["title"]):
             arms = self._learn_pos[due["artwork"][a:b]]
-            self.book.apply_batch(
-                self._keys[t], due["context"][a:b], arms, due["reward"][a:b], due["propensity"][a:b]
-            )
+            if self._early:
+                self.book.apply_reward_batch(self._keys[t], due["context"][a:b], arms, due["reward"][a:b])
+            else:
+                self.book.apply_batch(
+                    self._keys[t], due["context"][a:b], arms, due["reward"][a:b], due["propensity"][a:b]
+                )
             self._dirty[t] = True
 
 

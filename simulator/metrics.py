@@ -80,6 +80,9 @@ class Recorder:
                 "fraction_of_oracle": self.expected / np.maximum(self.oracle, 1e-300),
                 "cumulative_regret": np.cumsum(self.oracle - self.expected),
                 "cumulative_expected_ctr": np.cumsum(self.expected) / cum_n,
+                # expected clicks / oracle clicks from the start of the run to the bucket's end
+                "cumulative_fraction_of_oracle": np.cumsum(self.expected)
+                / np.maximum(np.cumsum(self.oracle), 1e-300),
             }
         )
 

@@ -217,6 +217,7 @@ class RedisJoin:
                     keys.minute_counters(title, ref.minute),
                     keys.totals(title),
                     keys.segment_counters(title),
+                    keys.clicks_stream(title),
                 ],
                 args=[
                     impression_id,

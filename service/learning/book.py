@@ -22,6 +22,8 @@ class PolicyBook:
 
     policies: dict[PolicyKey, Policy] = field(default_factory=dict)
     applied: int = 0
+    decided: int = 0  # decisions entered early (policies with early_updates)
+    rewarded: int = 0  # rewards applied early (clicks as they arrive)
     skipped: dict[str, int] = field(default_factory=lambda: {"no_policy": 0, "unknown_arm": 0, "invalid": 0})
 
     def apply(self, event: LabelledEvent) -> bool:
@@ -57,6 +59,20 @@ class PolicyBook:
         self.policies[key].learn_batch(contexts, arms, rewards, propensities)
         self.applied += len(rewards)
         return len(rewards)
+
+    def apply_decided_batch(self, key: PolicyKey, contexts: np.ndarray, arms: np.ndarray) -> int:
+        """Early updates: n decisions of one policy enter its statistics when made (reward pending)."""
+        self.policies[key].learn_decided_batch(contexts, arms)
+        self.decided += len(arms)
+        return len(arms)
+
+    def apply_reward_batch(
+        self, key: PolicyKey, contexts: np.ndarray, arms: np.ndarray, rewards: np.ndarray
+    ) -> int:
+        """Early updates: rewards of n decisions already entered (clicks as they arrive)."""
+        self.policies[key].learn_reward_batch(contexts, arms, rewards)
+        self.rewarded += len(arms)
+        return len(arms)
 
     def snapshot(self, key: PolicyKey) -> bytes:
         return self.policies[key].to_bytes()

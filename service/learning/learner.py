@@ -3,7 +3,9 @@
 Exactly once, by construction: a title's snapshot holds its policies *and* the position in the title's
 labelled stream that they include, written together by one script (publish.lua). After a crash the
 learner reloads the snapshot and reads on from that position, so events applied after the last snapshot
-are applied again to the state that did not include them: nothing is lost, nothing counts twice. The
+are applied again to the state that did not include them: nothing is lost, nothing counts twice. (Policies
+with early updates also read the decisions and clicks streams; their positions join the snapshot the same
+way: `service/learning/early.py`.) The
 script only writes if the stored position is still the one this learner loaded, so an accidental second
 learner on the same title cannot double-apply either (it reloads instead).
 
@@ -33,6 +35,7 @@ from service.catalog import TitleConfig, build_policy, fit_arms, spec_fingerprin
 from service.config import Settings
 from service.join.redis_join import RedisJoin
 from service.learning.book import PolicyBook, SnapshotClock
+from service.learning.early import EarlyUpdates
 from service.learning.leases import Leases
 from service.learning.throttle import ViewerThrottle
 from service.store import catalog, keys
@@ -98,6 +101,7 @@ class Learner:
         """Forget everything in memory; the next step reloads the published snapshots."""
         self.book = PolicyBook()
         self.throttle = ViewerThrottle(self.settings.viewer_reward_cap)
+        self.early = EarlyUpdates(self.r, self.book)  # decisions and clicks for early-updating policies
         self._titles: dict[str, _Title] = {}
         self._catalog_version: int | None = None
         self._clock = SnapshotClock(self.settings.snapshot_interval)
@@ -120,6 +124,9 @@ class Learner:
             self.swept += emitted
             self.behind = self.behind or behind
         n = self._read_and_apply(block_ms)
+        for title_id, variants in self.early.step(list(self._titles), now).items():
+            self._titles[title_id].dirty.update(variants)
+        self.behind = self.behind or self.early.behind
         if self._clock.due(time.monotonic()):
             self.publish()
         return n
@@ -191,6 +198,7 @@ class Learner:
     def _forget(self, title_id: str) -> None:
         state = self._titles.pop(title_id)
         self.throttle.forget(title_id)
+        self.early.forget(title_id)
         for variant in state.fingerprints:
             self.book.policies.pop((title_id, variant), None)
 
@@ -212,6 +220,7 @@ class Learner:
             state.versions[variant] = int(version) if version is not None else 0
         names = {v.name for v in cfg.variants}
         state.removed = set(state.versions) - names
+        self.early.load(title_id, stored, names)
         for variant in names:
             fingerprint = spec_fingerprint(cfg, variant)
             data = stored.get(keys.snapshot_bytes_field(variant).encode())
@@ -225,6 +234,7 @@ class Learner:
             if policy is None:
                 policy = build_policy(cfg, variant, seed=stable_seed(title_id, variant))
                 state.dirty.add(variant)
+                self.early.fresh(title_id, variant)
             elif fit_arms(policy, cfg):
                 state.dirty.add(variant)
             self.book.policies[(title_id, variant)] = policy
@@ -252,6 +262,7 @@ class Learner:
             if policy is None or state.fingerprints.get(variant) != fingerprint:
                 fresh = build_policy(cfg, variant, seed=stable_seed(title_id, variant))
                 self.book.policies[(title_id, variant)] = fresh
+                self.early.fresh(title_id, variant)
                 state.fingerprints[variant] = fingerprint
                 state.dirty.add(variant)
                 state.removed.discard(variant)
@@ -280,6 +291,10 @@ class Learner:
                 except ValueError:
                     log.exception("skipping labelled event %s of %r", state.pos, title_id)
                     self.book.skipped["invalid"] += 1
+                    continue
+                if self.early.takes(event):  # its decision and click were learned early
+                    state.applied += 1
+                    self.applied += 1
                     continue
                 if not self.throttle.admit(event):
                     state.throttled += 1
@@ -335,6 +350,9 @@ class Learner:
                 for v in state.removed
                 for f in (keys.snapshot_bytes_field, keys.snapshot_version_field, keys.snapshot_spec_field)
             ]
+            early_values, early_gone = self.early.snapshot_fields(title_id)
+            values += early_values
+            gone += early_gone
             args = [state.stored_pos, len(gone), *gone, *values]
             calls.append((self._publish, [keys.snapshot(title_id)], args))
             planned.append((title_id, new_versions))

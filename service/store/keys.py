@@ -15,6 +15,7 @@ writes both on a cluster too (they live on the one shard that slot maps to; docs
 | `ab:{t}:lease` | string: id of the learner that owns the title | PX lease TTL, renewed |
 | `ab:{t}:decisions` | stream of decision records | trimmed to ~retention_events |
 | `ab:{t}:labelled` | stream of labelled events (the learner's input) | trimmed to ~retention_events |
+| `ab:{t}:clicks` | stream of accepted clicks, read by early updates | trimmed to ~retention_events |
 | `ab:{t}:pending` | zset impression id -> deadline (deferred: activation deadline) | until labelled |
 | `ab:{t}:imp:<minute>~<token>` | hash: one impression for the join | TTL window + retention |
 | `ab:{t}:join` | hash of join counters | permanent, fixed size |
@@ -112,6 +113,13 @@ def labelled_stream(title_id: str) -> str:
     return f"{_t(title_id)}:labelled"
 
 
+def clicks_stream(title_id: str) -> str:
+    """The clicks the join accepted (each the first of its impression, within the window), as they come:
+    fields `id`, `at` (click time) and `ev` (the impression's label JSON). Learners with early updates
+    read it; the labelled stream stays the deadline's record."""
+    return f"{_t(title_id)}:clicks"
+
+
 def pending(title_id: str) -> str:
     return f"{_t(title_id)}:pending"
 
@@ -191,3 +199,9 @@ def snapshot_version_field(variant: str) -> str:
 
 def snapshot_spec_field(variant: str) -> str:
     return f"spec|{variant}"
+
+
+def snapshot_early_field(variant: str) -> str:
+    """Epoch seconds from which the variant's policy takes decisions and clicks early (its labels from then
+    on are already in); absent when it learns at the deadline only."""
+    return f"early|{variant}"

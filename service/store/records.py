@@ -50,6 +50,7 @@ class LabelledEvent:
     labelled_at: float
     model_version: int = 0
     user_id: str = ""  # the viewer ("" when the label payload did not carry it)
+    deferred: bool = False  # decided with `defer` (and activated: never-shown ones are never labelled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,17 +92,18 @@ class DecisionRecord:
 
     def label_json(self) -> bytes:
         """The part of the record the learner needs, stored with the impression for the join."""
-        return _dumps(
-            {
-                "variant": self.variant,
-                "artwork": self.chosen,
-                "context": dict(self.context),
-                "propensity": self.propensity,
-                "decided_at": self.decided_at,
-                "model_version": self.model_version,
-                "user": self.user_id,  # the learner's per-viewer cap (service.learning.throttle)
-            }
-        )
+        doc = {
+            "variant": self.variant,
+            "artwork": self.chosen,
+            "context": dict(self.context),
+            "propensity": self.propensity,
+            "decided_at": self.decided_at,
+            "model_version": self.model_version,
+            "user": self.user_id,  # the learner's per-viewer cap (service.learning.throttle)
+        }
+        if self.deferred:  # early updates leave deferred impressions to the deadline (learning/early.py)
+            doc["deferred"] = True
+        return _dumps(doc)
 
     @classmethod
     def from_json(cls, raw: str | bytes) -> DecisionRecord:
@@ -160,6 +162,7 @@ def parse_labelled(title_id: str, fields: Mapping[bytes, bytes]) -> LabelledEven
             labelled_at=float(fields[b"at"]),
             model_version=int(ev["model_version"]),
             user_id=str(ev.get("user", "")),
+            deferred=bool(ev.get("deferred", False)),
         )
     except (KeyError, TypeError, ValueError, UnicodeDecodeError) as exc:
         raise ValueError(f"malformed labelled event: {exc!r}") from exc

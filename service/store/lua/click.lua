@@ -9,9 +9,10 @@
 -- KEYS[5] decision-minute counters (keys.minute_counters, minute taken from the impression id)
 -- KEYS[6] title totals hash        (keys.totals)
 -- KEYS[7] segment counters hash     (keys.segment_counters)
+-- KEYS[8] clicks stream            (keys.clicks_stream: the accepted clicks, for early updates)
 -- ARGV[1] impression id
 -- ARGV[2] click time (epoch seconds, text), or '' to use the Redis server's TIME
--- ARGV[3] approximate MAXLEN of the labelled stream
+-- ARGV[3] approximate MAXLEN of the labelled and clicks streams
 -- ARGV[4] reward value (finite number, text), or '' for a click (value 1, event id 'click')
 -- ARGV[5] event id of the reward ('' none): a repeated event id is a 'duplicate'
 -- ARGV[6] attribution window, seconds (text): activating a deferred impression sets now + window
@@ -136,6 +137,8 @@ if redis.call('ZSCORE', KEYS[2], ARGV[1]) then
       redis.call('HINCRBY', KEYS[7], segment_field, 1)
     end
     -- end of segment counters
+    -- The click that will make the label 1 at the deadline, for learners with early updates.
+    redis.call('XADD', KEYS[8], 'MAXLEN', '~', ARGV[3], '*', 'id', ARGV[1], 'at', now, 'ev', ev)
     return 'recorded'
   end
   -- Past the deadline but not swept yet: the expiry happens first, then the reward is judged.

@@ -137,6 +137,7 @@ def test_memory_stays_bounded(redis: redis_lib.Redis, redis_server: PrivateRedis
     persistent = {
         keys.decisions_stream("t1"),
         keys.labelled_stream("t1"),
+        keys.clicks_stream("t1"),  # accepted clicks, for early updates: trimmed like the other streams
         keys.join_counters("t1"),
         keys.totals("t1"),
         keys.variant_users("t1", "default"),  # a HyperLogLog: at most 12 KB however many viewers

@@ -18,6 +18,7 @@ def title_keys(title_id: str) -> list[str]:
     return [
         keys.decisions_stream(title_id),
         keys.labelled_stream(title_id),
+        keys.clicks_stream(title_id),
         keys.pending(title_id),
         keys.impression(ref),
         keys.join_counters(title_id),
