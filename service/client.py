@@ -2,7 +2,7 @@
 
     from service.client import ArtbanditClient
 
-    with ArtbanditClient("http://artbandit:8000", timeout=0.1, api_key="admin-key") as ab:
+    with ArtbanditClient("http://artbandit:8000", timeout=0.1, api_key="admin-key", client_key="ck") as ab:
         ab.refresh_catalog()  # default artwork per title, for when the service is unreachable
         row = ab.page("viewer-42", {"romance": 0.8}, ["stranger-things", "the-crown"], defer=True)
         shown = [e["impression_id"] for e in row[:6] if e.get("impression_id")]
@@ -51,12 +51,16 @@ class ArtbanditClient:
         api_key: str | None = None,
         defaults: Mapping[str, str] | None = None,
         transport: httpx.BaseTransport | None = None,
+        client_key: str | None = None,
     ) -> None:
-        """`api_key` is sent as a bearer token (the admin API needs it for `refresh_catalog`);
-        `defaults` seeds the cached catalog (title id -> default artwork id); `transport` is httpx's
-        (tests pass a WSGI or mock transport)."""
-        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = httpx.Client(base_url=base_url, timeout=timeout, headers=headers, transport=transport)
+        """`api_key` is the admin key, sent as a bearer token by `refresh_catalog` only (GET /titles);
+        `client_key` is sent by every data-plane call (page, impression, activate, click, reward) when the
+        service requires one (ARTBANDIT_CLIENT_KEYS); `defaults` seeds the cached catalog (title id ->
+        default artwork id); `transport` is httpx's (tests pass a WSGI or mock transport). To rotate the
+        client key, build a new client with the new key (the service accepts both during a rotation)."""
+        self._http = httpx.Client(base_url=base_url, timeout=timeout, transport=transport)
+        self._admin = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._data = {"Authorization": f"Bearer {client_key}"} if client_key else {}
         self.defaults: dict[str, str] = dict(defaults or {})
 
     def close(self) -> None:
@@ -74,7 +78,7 @@ class ArtbanditClient:
     def refresh_catalog(self, timeout: float | None = None) -> dict[str, str]:
         """Cache every title's default artwork (GET /titles, admin key). Raises Unavailable or
         RequestRejected; the previous cache stays as it was then."""
-        body = self._call("GET", "/titles", None, timeout)
+        body = self._call("GET", "/titles", None, timeout, admin=True)
         for cfg in body["titles"]:
             self.defaults[cfg["title_id"]] = cfg.get("default_artwork") or cfg["artworks"][0]["id"]
         return dict(self.defaults)
@@ -136,10 +140,13 @@ class ArtbanditClient:
         return status
 
     # ------------------------------------------------------------------------------ internals
-    def _call(self, method: str, path: str, body: Any, timeout: float | None) -> dict[str, Any]:
+    def _call(
+        self, method: str, path: str, body: Any, timeout: float | None, admin: bool = False
+    ) -> dict[str, Any]:
         extra: dict[str, Any] = {} if timeout is None else {"timeout": timeout}
+        headers = self._admin if admin else self._data
         try:
-            response = self._http.request(method, path, json=body, **extra)
+            response = self._http.request(method, path, json=body, headers=headers, **extra)
         except httpx.HTTPError as exc:  # connect/read timeouts, refused connections, protocol errors
             raise Unavailable(f"{method} {path}: {exc!r}") from exc
         if response.status_code >= 500:

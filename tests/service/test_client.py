@@ -103,3 +103,29 @@ def test_a_5xx_answer_is_unavailable(app: Flask) -> None:
         assert ab.page("u", {}, ["t1"])[0]["artwork_id"] == "kiss"
         with pytest.raises(Unavailable):
             ab.activate(["t1~1~0123456789abcdef"])
+
+
+def test_the_client_key_opens_the_data_plane(redis: Any, redis_server: PrivateRedis) -> None:
+    """With ARTBANDIT_CLIENT_KEYS set, the data-plane calls carry the client key and the catalog call the
+    admin key; a client without the client key is refused (403 with a wrong one), not served defaults."""
+    app = create_app({"redis_url": redis_server.url, "api_key": KEY, "client_keys": "ck-1,ck-2"})
+    try:
+        admin = {"Authorization": f"Bearer {KEY}"}
+        assert app.test_client().put("/titles/t1", json=TITLE, headers=admin).status_code == 200
+        kw: dict[str, Any] = {"api_key": KEY, "transport": httpx.WSGITransport(app=app), "timeout": 5}
+        for key in ("ck-1", "ck-2"):  # both keys of a rotation work
+            with ArtbanditClient("http://ab", client_key=key, **kw) as ab:
+                assert ab.refresh_catalog() == {"t1": "scream"}
+                (entry,) = ab.page("u1", {"romance": 1.0}, ["t1"])
+                assert entry["fallback"] is False
+                assert ab.click(entry["impression_id"]) == "recorded"
+        with ArtbanditClient("http://ab", client_key="old", **kw) as ab:
+            with pytest.raises(RequestRejected) as err:
+                ab.impression("t1", "u1", {"romance": 1.0})
+            assert err.value.status == 403
+        with ArtbanditClient("http://ab", **kw) as ab:
+            with pytest.raises(RequestRejected) as err:
+                ab.click("t1~1~0123456789abcdef")
+            assert err.value.status == 401
+    finally:
+        app.extensions["artbandit"].close()
