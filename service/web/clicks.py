@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify
 
-from service.errors import LateClick, UnknownImpression
+from service.errors import ArtbanditError, LateClick, UnknownImpression
 from service.join.rule import ClickOutcome
 from service.web.parsing import json_bytes, service
 from service.web.schemas import ClickRequest
@@ -28,17 +28,22 @@ def answer(ext: Artbandit, body: bytes) -> dict[str, Any]:
     """The response body for a raw request body. Raises ValidationError (nothing recorded),
     StoreUnavailable (nothing recorded), UnknownImpression or LateClick (counted as such)."""
     req = ClickRequest.model_validate_json(body)
-    outcome = ext.join.click(req.impression_id)
+    return judged(ext, req.impression_id, ext.join.click(req.impression_id), LateClick, "click")
+
+
+def judged(
+    ext: Artbandit, impression_id: str, outcome: ClickOutcome, late: type[ArtbanditError], what: str
+) -> dict[str, Any]:
+    """The answer to a click or reward the join judged (`service.web.rewards` shares it): counted in the
+    metrics, then "recorded"/"duplicate", or UnknownImpression (404), or `late` (410)."""
     ext.metrics.click(outcome.value)
     if outcome is ClickOutcome.UNKNOWN:
-        raise UnknownImpression(
-            f"no impression {req.impression_id!r}: it was never served, or expired long ago"
-        )
+        raise UnknownImpression(f"no impression {impression_id!r}: it was never served, or expired long ago")
     if outcome is ClickOutcome.LATE:
         window = ext.settings.attribution_window
-        raise LateClick(
-            f"impression {req.impression_id!r} is past its attribution window of {window:g} s: "
-            "the click was counted as late and not learned"
+        raise late(
+            f"impression {impression_id!r} is past its attribution window of {window:g} s: "
+            f"the {what} was counted as late and not learned"
         )
     return {"status": outcome.value}
 

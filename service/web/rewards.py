@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 
 from flask import Blueprint, Response, jsonify
 
-from service.errors import LateReward, UnknownImpression
-from service.join.rule import ClickOutcome
+from service.errors import LateReward
+from service.web.clicks import judged
 from service.web.parsing import json_bytes, service
 from service.web.schemas import RewardRequest
 
@@ -29,18 +29,7 @@ bp = Blueprint("rewards", __name__)
 def answer(ext: Artbandit, body: bytes) -> dict[str, Any]:
     req = RewardRequest.model_validate_json(body)
     outcome = ext.join.reward(req.impression_id, req.value, req.event_id)
-    ext.metrics.click(outcome.value)
-    if outcome is ClickOutcome.UNKNOWN:
-        raise UnknownImpression(
-            f"no impression {req.impression_id!r}: it was never served, or expired long ago"
-        )
-    if outcome is ClickOutcome.LATE:
-        window = ext.settings.attribution_window
-        raise LateReward(
-            f"impression {req.impression_id!r} is past its attribution window of {window:g} s: "
-            "the reward was counted as late and not learned"
-        )
-    return {"status": outcome.value}
+    return judged(ext, req.impression_id, outcome, LateReward, "reward")
 
 
 @bp.post("/reward")
