@@ -97,6 +97,7 @@ class PrivateCluster:
             if done.returncode != 0:
                 raise RuntimeError(f"redis-cli --cluster create failed: {done.stdout}{done.stderr}")
             self.wait_ok(timeout)
+            self.wait_replicas_synced(timeout)
         except BaseException:
             self.stop()
             raise
@@ -111,6 +112,30 @@ class PrivateCluster:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"cluster not ok within {timeout}s")
             time.sleep(0.1)
+
+    def wait_replicas_synced(self, timeout: float = 30.0) -> None:
+        """Until every replica has finished its first sync with its master (`master_link_status:up`). A
+        replica that never synced is never promoted (its data age is unbounded), so a master killed
+        before this would stay dead: failover tests and `artbandit run --cluster` wait for it."""
+        want = self.masters * self.replicas
+        deadline = time.monotonic() + timeout
+        while True:
+            if sum(self._synced_replica(n) for n in self.nodes if n.process is not None) >= want:
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replicas not in sync with their masters within {timeout}s")
+            time.sleep(0.1)
+
+    @staticmethod
+    def _synced_replica(node: PrivateRedis) -> bool:
+        client = redis.Redis(port=node.port, socket_timeout=1, socket_connect_timeout=1)
+        try:
+            info = client.info("replication")
+        except redis.RedisError:
+            return False
+        finally:
+            client.close()
+        return info.get("role") == "slave" and info.get("master_link_status") == "up"
 
     @staticmethod
     def _node_ok(node: PrivateRedis) -> bool:
