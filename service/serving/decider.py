@@ -18,7 +18,7 @@ from typing import cast
 
 import redis
 
-from policies import InvalidContext
+from policies import Decision, InvalidContext
 from service.catalog import TitleConfig
 from service.config import Settings
 from service.errors import ArtbanditError, InvalidRequest, StoreUnavailable, UnknownTitle
@@ -69,6 +69,37 @@ class _Planned:
     segment: str | None
 
 
+def _logged(
+    cfg: TitleConfig,
+    variant: str,
+    user_id: str,
+    context: Mapping[str, float],
+    decision: Decision,
+    version: int,
+    policy_name: str,
+    decided_at: float,
+    deferred: bool = False,
+) -> tuple[DecisionRecord, keys.ImpressionRef]:
+    """A new impression id and the decision record to log under it (single impressions and pages)."""
+    impression_id, ref = keys.new_impression(cfg.title_id, decided_at)
+    record = DecisionRecord(
+        event_id=impression_id,
+        title_id=cfg.title_id,
+        variant=variant,
+        user_id=user_id,
+        context=context,
+        artworks=list(decision.probabilities),
+        probabilities=list(decision.probabilities.values()),
+        chosen=decision.arm,
+        propensity=decision.propensity,
+        model_version=version,
+        policy=policy_name,
+        decided_at=decided_at,
+        deferred=deferred,
+    )
+    return record, ref
+
+
 class Decider:
     def __init__(self, r: Client, cache: ModelCache, settings: Settings) -> None:
         self.cache = cache
@@ -105,21 +136,8 @@ class Decider:
         policy_name = exp.policy_names[variant]
         if not self.breaker.available():
             return self._fallback(cfg, variant, policy_name, version)
-        impression_id, ref = keys.new_impression(title_id, decided_at)
-        record = DecisionRecord(
-            event_id=impression_id,
-            title_id=title_id,
-            variant=variant,
-            user_id=user_id,
-            context=context,
-            artworks=list(decision.probabilities),
-            probabilities=list(decision.probabilities.values()),
-            chosen=decision.arm,
-            propensity=decision.propensity,
-            model_version=version,
-            policy=policy_name,
-            decided_at=decided_at,
-        )
+        record, ref = _logged(cfg, variant, user_id, context, decision, version, policy_name, decided_at)
+        impression_id = record.event_id
         try:
             self.join.impress(record, ref, segment=exp.segmenter.assign(context), reward=cfg.reward)
         except redis.RedisError as exc:
@@ -178,21 +196,8 @@ class Decider:
                 except InvalidContext as exc:
                     raise InvalidRequest(f"title {cfg.title_id!r}: {exc}") from exc
                 policy_name = exp.policy_names[variant]
-                impression_id, ref = keys.new_impression(cfg.title_id, decided_at)
-                record = DecisionRecord(
-                    event_id=impression_id,
-                    title_id=cfg.title_id,
-                    variant=variant,
-                    user_id=user_id,
-                    context=ctx,
-                    artworks=list(decision.probabilities),
-                    probabilities=list(decision.probabilities.values()),
-                    chosen=decision.arm,
-                    propensity=decision.propensity,
-                    model_version=version,
-                    policy=policy_name,
-                    decided_at=decided_at,
-                    deferred=defer,
+                record, ref = _logged(
+                    cfg, variant, user_id, ctx, decision, version, policy_name, decided_at, defer
                 )
                 segment = exp.segmenter.assign(ctx)
                 planned.append(_Planned(i, cfg, variant, policy_name, version, record, ref, segment))
