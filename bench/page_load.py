@@ -21,6 +21,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -100,6 +101,7 @@ def run_wrk(url: str, path: str, titles: list[str], seconds: float, connections:
     )
     groups = cpu_of or {}
     before = {name: cpu_seconds(pid) for name, pid in groups.items()}
+    wrk_before = _children_cpu()
     out = subprocess.run(
         ["wrk", "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "2s", "-s", str(script), url],
         capture_output=True, text=True, check=True,
@@ -109,10 +111,17 @@ def run_wrk(url: str, path: str, titles: list[str], seconds: float, connections:
         raise RuntimeError(f"could not parse wrk output:\n{out}")
     requests, duration = int(m.group(1)), int(m.group(2)) / 1e6
     cpu = {n: (cpu_seconds(pid) - before[n]) / max(requests, 1) * 1e6 for n, pid in groups.items()}
+    cpu["wrk"] = (_children_cpu() - wrk_before) / max(requests, 1) * 1e6
     return {
         "rps": requests / duration, "p50": float(m.group(3)), "p99": float(m.group(4)),
         "errors": float(m.group(5)), **{f"cpu_{n}": us for n, us in cpu.items()},
     }  # fmt: skip
+
+
+def _children_cpu() -> float:
+    """User + system CPU of this process's finished children (wrk, once waited for)."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def put_titles(base: str, titles: list[str]) -> None:
@@ -149,6 +158,7 @@ def main() -> int:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
         return 2
     titles = [f"page-{i}" for i in range(args.page_size)]
+    load_before = os.getloadavg()[0]
     threads = gunicorn_conf.threads
     sat: list[dict[str, float]] = []
     noop_sat: list[dict[str, float]] = []
@@ -193,7 +203,9 @@ def main() -> int:
 
             for k in range(args.rounds):
                 sat.append(artbandit_round(0))
-                noop_sat.append(run_wrk(base_noop, "/impression", titles, secs, n, 0, tmp))
+                noop_sat.append(
+                    run_wrk(base_noop, "/impression", titles, secs, n, 0, tmp, cpu_of={"noop": noop.pid})
+                )
                 print(
                     f"round {k + 1}: artbandit {sat[-1]['rps']:,.0f} pages/s = "
                     f"{sat[-1]['rps'] * args.page_size:,.0f} impressions/s (p99 {sat[-1]['p99']:.1f} ms); "
@@ -219,9 +231,14 @@ def main() -> int:
         return statistics.median(x[key] for x in rows)
 
     k = args.page_size
+    api, red, lrn, wrk = (med(sat, f"cpu_{n}") for n in ("api", "redis", "learner", "wrk"))
+    noop_cpu, noop_wrk = med(noop_sat, "cpu_noop"), med(noop_sat, "cpu_wrk")
+    noop_all = noop_cpu + noop_wrk
+    per_imp = (api + red + lrn + wrk) / k  # all CPU per impression served through pages
+    floor_imp = (noop_cpu + red + lrn + wrk) / k  # the same with the page's API work = one no-op request
     lines = [
-        f"Machine: {os.cpu_count()} cores, {cpu}, **shared with other engineers' test runs during this "
-        f"session** (numbers are noisier and likely lower than on a quiet machine); gunicorn gthread "
+        f"Machine: {os.cpu_count()} cores, {cpu}; load average {load_before:.1f} before the run, "
+        f"{os.getloadavg()[0]:.1f} after it (1 minute); gunicorn gthread "
         f"workers={args.workers} x {threads} threads (service/gunicorn_conf.py for both servers); wrk -t1 "
         f"-c{args.connections}; {args.rounds} alternating rounds of {args.seconds} s (medians; p99 also "
         f"worst round); Redis (AOF everysec) and the learner on the same machine. artbandit: every request "
@@ -244,8 +261,20 @@ def main() -> int:
         f"(rounds {', '.join(f'{x:.2f}' for x in ratios)}; goal ≥ 5×, aim 8×).",
         f"p99 of a {k}-title page at half load: **{med(half, 'p99'):.2f} ms** median, "
         f"{max(x['p99'] for x in half):.2f} ms worst round (goal ≤ 25 ms).",
-        f"CPU per page at saturation (median, /proc): API workers {med(sat, 'cpu_api'):,.0f} µs, Redis "
-        f"{med(sat, 'cpu_redis'):,.0f} µs, learner {med(sat, 'cpu_learner'):,.0f} µs.",
+        f"CPU per page at saturation (median, /proc): API workers {api:,.0f} µs, Redis {red:,.0f} µs, "
+        f"learner {lrn:,.0f} µs, wrk {wrk:,.0f} µs; no-op per request: workers {noop_cpu:,.0f} µs, wrk "
+        f"{noop_wrk:,.0f} µs.",
+        "",
+        "What the CPU allows (both servers saturate the same cores, so the throughput ratio follows the CPU "
+        "each needs per unit):",
+        "",
+        "| | CPU per no-op request | CPU per impression in a page | ratio |",
+        "|---|---:|---:|---:|",
+        f"| measured, all processes | {noop_all:,.0f} µs | {per_imp:,.0f} µs | {noop_all / per_imp:.2f}× |",
+        f"| ceiling: the page's API work no more than one no-op request (deciding, recording and encoding "
+        f"{k} titles free) | {noop_all:,.0f} µs | {floor_imp:,.0f} µs | {noop_all / floor_imp:.2f}× |",
+        f"| API tier alone (Redis and learner on other machines, load generator not counted) | "
+        f"{noop_cpu:,.0f} µs | {api / k:,.0f} µs | {noop_cpu / (api / k):.2f}× |",
     ]
     table = "\n".join(lines)
     print(table)
