@@ -115,9 +115,13 @@ def run_wrk(url: str, path: str, titles: list[str], seconds: float, connections:
     }  # fmt: skip
 
 
-def put_titles(base: str, titles: list[str]) -> None:
+def put_titles(base: str, titles: list[str], early_updates: str) -> None:
+    """The page's titles; `early_updates` "auto" leaves the setting to the service's default."""
+    params: dict[str, object] = {"alpha": 1.0}
+    if early_updates != "auto":
+        params["early_updates"] = early_updates == "true"
     body = json.dumps(
-        {"features": FEATURES, "artworks": ARTWORKS, "policy": {"name": "linucb", "params": {"alpha": 1.0}}}
+        {"features": FEATURES, "artworks": ARTWORKS, "policy": {"name": "linucb", "params": params}}
     ).encode()
     for title_id in titles:
         req = urllib.request.Request(
@@ -143,6 +147,10 @@ def main() -> int:
     ap.add_argument("--page-size", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument(
+        "--early-updates", choices=("auto", "true", "false"), default="auto",
+        help="the titles' early_updates: auto (the default: early), true, or false (the published figures)",
+    )  # fmt: skip
     ap.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -180,7 +188,7 @@ def main() -> int:
             base_app, base_noop = f"http://127.0.0.1:{port_app}", f"http://127.0.0.1:{port_noop}"
             wait_http(f"{base_app}/healthz")
             wait_http(f"{base_noop}/healthz")
-            put_titles(base_app, titles)
+            put_titles(base_app, titles, args.early_updates)
             time.sleep(1.0)
             run_wrk(base_app, "/impressions", titles, 3, 8, 0, tmp)  # warm-up
             n, secs = args.connections, args.seconds
