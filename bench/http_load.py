@@ -353,12 +353,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
-def put_title(base: str) -> None:
+def put_title(base: str, early_updates: str = "auto", title_id: str = "bench") -> None:
+    """A benchmark title; `early_updates` "auto" leaves the setting to the service's default."""
+    params: dict[str, object] = {"alpha": 1.0}
+    if early_updates != "auto":
+        params["early_updates"] = early_updates == "true"
     body = json.dumps(
-        {"features": FEATURES, "artworks": ARTWORKS, "policy": {"name": "linucb", "params": {"alpha": 1.0}}}
+        {"features": FEATURES, "artworks": ARTWORKS, "policy": {"name": "linucb", "params": params}}
     ).encode()
     req = urllib.request.Request(
-        f"{base}/titles/bench",
+        f"{base}/titles/{title_id}",
         data=body,
         method="PUT",
         headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"},
@@ -396,6 +400,10 @@ def main() -> int:
     ap.add_argument(
         "--client-keys", action="store_true", help="require client keys; every request sends one"
     )
+    ap.add_argument(
+        "--early-updates", choices=("auto", "true", "false"), default="auto",
+        help="the title's early_updates: auto (the default: early), true, or false (the published figures)",
+    )  # fmt: skip
     ap.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -458,7 +466,7 @@ def main() -> int:
             base_wsgi = f"http://127.0.0.1:{port_wsgi}"
             base_rt = f"http://127.0.0.1:{port_rt}"
             wait_http(f"{base_app}/healthz")
-            put_title(base_app)
+            put_title(base_app, args.early_updates)
             time.sleep(1.0)
             # warm-up: fill caches, compile scripts, let the learner publish a first snapshot
             wrk(base_app, 3, 8, 0, tmp, "warm-app")

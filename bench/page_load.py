@@ -18,7 +18,6 @@ Prints a markdown table; --write appends it to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import resource
@@ -28,18 +27,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 import redis
 from http_load import (  # bench/http_load.py (this script's directory is on the path)
     API_KEY,
-    ARTWORKS,
     FEATURES,
     NOOP_APP,
     ROOT,
     WINDOW_SECONDS,
     cpu_seconds,
+    put_title,
     start_gunicorn,
     stop,
     wait_http,
@@ -124,17 +122,10 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def put_titles(base: str, titles: list[str]) -> None:
-    body = json.dumps(
-        {"features": FEATURES, "artworks": ARTWORKS, "policy": {"name": "linucb", "params": {"alpha": 1.0}}}
-    ).encode()
+def put_titles(base: str, titles: list[str], early_updates: str) -> None:
+    """The page's titles; `early_updates` "auto" leaves the setting to the service's default."""
     for title_id in titles:
-        req = urllib.request.Request(
-            f"{base}/titles/{title_id}", data=body, method="PUT",
-            headers={"Content-Type": "application/json", "Authorization": f"Bearer {API_KEY}"},
-        )  # fmt: skip
-        with urllib.request.urlopen(req, timeout=5) as resp:
-            assert resp.status in (200, 201), resp.status
+        put_title(base, early_updates, title_id)
 
 
 def wait_drained(r: redis.Redis, titles: list[str], timeout: float) -> None:
@@ -152,6 +143,10 @@ def main() -> int:
     ap.add_argument("--page-size", type=int, default=20)
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
+    ap.add_argument(
+        "--early-updates", choices=("auto", "true", "false"), default="auto",
+        help="the titles' early_updates: auto (the default: early), true, or false (the published figures)",
+    )  # fmt: skip
     ap.add_argument("--write", action="store_true", help="append the table to docs/benchmarks.md")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
@@ -190,7 +185,7 @@ def main() -> int:
             base_app, base_noop = f"http://127.0.0.1:{port_app}", f"http://127.0.0.1:{port_noop}"
             wait_http(f"{base_app}/healthz")
             wait_http(f"{base_noop}/healthz")
-            put_titles(base_app, titles)
+            put_titles(base_app, titles, args.early_updates)
             time.sleep(1.0)
             run_wrk(base_app, "/impressions", titles, 3, 8, 0, tmp)  # warm-up
             n, secs = args.connections, args.seconds

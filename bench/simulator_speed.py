@@ -8,7 +8,8 @@ Worlds: "bench" is one title with K=8 artworks and d=16 taste features at 2,000 
 throughput goal: >= 100k simulated impressions/s for LinUCB on one core); "default" is `artbandit
 simulate`'s default world (10 titles at 200 impressions/s), where the per-title snapshot publications
 (serialize + load every simulated second) weigh more. The full run semantics are kept in both: served
-snapshots, the join's windows and delays, labels applied in time order.
+snapshots, the join's windows and delays, labels applied in time order. `--early-updates false` gives
+docs/results.md's figures (measured before early updates became the default).
 """
 
 from __future__ import annotations
@@ -19,8 +20,11 @@ import secrets
 import subprocess
 import sys
 import time
+from dataclasses import fields
 from pathlib import Path
+from typing import Any
 
+from policies import POLICIES as POLICY_CLASSES
 from simulator.config import WorldConfig
 from simulator.inprocess import RunSettings, run_inprocess
 from simulator.world import World
@@ -32,13 +36,22 @@ WORLDS = {
 POLICIES = ("uniform", "epsilon_greedy", "linucb", "linear_ts", "vw")
 
 
-def throughput(worlds: list[str], policies: list[str], impressions: int) -> None:
+def early_params(policy: str, early_updates: str) -> dict[str, Any]:
+    """{"early_updates": ...} for the policies that have the setting, unless "auto" (their default)."""
+    settings = {f.name for f in fields(POLICY_CLASSES[policy].settings_class)}
+    if early_updates == "auto" or "early_updates" not in settings:
+        return {}
+    return {"early_updates": early_updates == "true"}
+
+
+def throughput(worlds: list[str], policies: list[str], impressions: int, early_updates: str) -> None:
     print(f"{'world':<8} {'policy':<15} {'impressions':>11} {'wall s':>7} {'sim. imp/s':>11} {'oracle':>7}")
     for name in worlds:
         world = World.generate(WORLDS[name])
         for policy in policies:
             n = impressions if policy != "vw" or name == "bench" else max(impressions // 10, 1000)
-            result = run_inprocess(world, policy, {}, RunSettings(impressions=n, window=60.0, seed=1))
+            params = early_params(policy, early_updates)
+            result = run_inprocess(world, policy, params, RunSettings(impressions=n, window=60.0, seed=1))
             e = result.extra
             print(
                 f"{name:<8} {policy:<15} {n:>11,} {e['wall_seconds']:>7.2f} "
@@ -51,7 +64,7 @@ COMPARE_WORLD = WorldConfig(titles=2, artworks=4, tastes=6, viewers=2000, rate=1
 COMPARE_WINDOW = 20.0
 
 
-def compare_http(impressions: int, policy: str, workers: int) -> None:
+def compare_http(impressions: int, policy: str, workers: int, early_updates: str) -> None:
     """Start a private Redis, the API under gunicorn and the learner; drive them over HTTP; then run the
     in-process driver on the same world, traffic, window and snapshot interval, and compare."""
     import httpx
@@ -86,12 +99,13 @@ def compare_http(impressions: int, policy: str, workers: int) -> None:
             settings = HttpSettings(
                 base_url=base, impressions=impressions, concurrency=16, api_key=key, seed=1
             )
-            served = run_http(world, policy, {}, settings)
+            served = run_http(world, policy, early_params(policy, early_updates), settings)
         finally:
             for proc in (api, learner):
                 proc.terminate()
                 proc.wait(timeout=15)
-    local = run_inprocess(world, policy, {}, RunSettings(impressions, window=COMPARE_WINDOW, seed=1))
+    params = early_params(policy, early_updates)
+    local = run_inprocess(world, policy, params, RunSettings(impressions, window=COMPARE_WINDOW, seed=1))
     e = served.extra
     print(
         f"served: {e['answered']:.0f}/{e['requested']:.0f} answered at {e['achieved_rate']:.0f}/s, "
@@ -117,11 +131,16 @@ def main() -> None:
     parser.add_argument("--compare-http", type=int, metavar="IMPRESSIONS", help="run the served comparison")
     parser.add_argument("--http-policy", default="linucb")
     parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument(
+        "--early-updates", choices=("auto", "true", "false"), default="auto",
+        help="early_updates of the policies that have it: auto (their default: early), true, or false "
+        "(docs/results.md's figures)",
+    )  # fmt: skip
     args = parser.parse_args()
     if args.compare_http:
-        compare_http(args.compare_http, args.http_policy, args.workers)
+        compare_http(args.compare_http, args.http_policy, args.workers, args.early_updates)
         return
-    throughput(args.worlds.split(","), args.policies.split(","), args.impressions)
+    throughput(args.worlds.split(","), args.policies.split(","), args.impressions, args.early_updates)
 
 
 if __name__ == "__main__":

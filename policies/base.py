@@ -24,7 +24,7 @@ import math
 from abc import ABC, abstractmethod
 from bisect import bisect_left
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from itertools import accumulate
 from typing import Any, ClassVar
 
@@ -118,13 +118,18 @@ def _check_number(
 check_number = _check_number
 
 
-def check_early_updates(early_updates: object, forgetting: float = 1.0) -> None:
-    """early_updates must be a bool; with forgetting the discount of a reward would depend on when it
-    arrived, so early statistics could not equal deadline-only ones: refuse the combination."""
+def resolve_early_updates(early_updates: object, forgetting: float = 1.0) -> bool:
+    """The `early_updates` setting as a bool. None (or "auto") means: wherever early updates are valid,
+    i.e. without forgetting; the measured evidence favours them everywhere else (docs/results.md). An
+    explicit true needs forgetting = 1: with forgetting the discount of a reward would depend on when it
+    arrived, so early statistics could not equal deadline-only ones."""
+    if early_updates is None or early_updates == "auto":
+        return forgetting == 1.0
     if not isinstance(early_updates, bool):
-        raise ValueError(f"early_updates must be true or false, got {early_updates!r}")
+        raise ValueError(f'early_updates must be true, false or "auto", got {early_updates!r}')
     if early_updates and forgetting != 1.0:
         raise ValueError(f"early_updates needs forgetting = 1 (no forgetting), got forgetting={forgetting!r}")
+    return early_updates
 
 
 class Policy(ABC):
@@ -356,9 +361,21 @@ class Policy(ABC):
     # ----------------------------------------------------------------- early updates
     @property
     def early_updates(self) -> bool:
-        """Whether this policy learns before the deadline (the `early_updates` setting; policies without
-        it never do). See `learn_decided_batch`."""
+        """Whether this policy learns before the deadline (the `early_updates` setting as resolved when the
+        settings were built; policies without it never do). See `learn_decided_batch`."""
         return bool(getattr(self.settings, "early_updates", False))
+
+    def start_early_updates(self) -> None:
+        """Switch a policy that has learned deadline-only so far to early updates, keeping what it learned:
+        its statistics are sums either way, so the decisions it enters from now on join them exactly as
+        their labels would have. The caller learns early only decisions made from now on (the served
+        learner's `since`). Refused where the setting is (no `early_updates`, or forgetting)."""
+        if self.early_updates:
+            return
+        if "early_updates" not in {f.name for f in fields(self.settings)}:
+            raise ValueError(f"policy {self.name!r} has no early updates")
+        switched: dict[str, Any] = {"early_updates": True}  # a field of the subclass's settings
+        self.settings = replace(self.settings, **switched)
 
     def learn_decided_batch(self, contexts: np.ndarray, arms: Sequence[str] | np.ndarray) -> None:
         """Early updates, part 1: n decisions enter the statistics when they are made, as if their reward

@@ -20,21 +20,22 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import Policy, Settings, check_early_updates, check_number, greedy_split_row
+from policies.base import Policy, Settings, check_number, greedy_split_row, resolve_early_updates
 
 
 @dataclass(frozen=True)
 class EpsilonGreedySettings(Settings):
-    """epsilon in [0, 1]; decay >= 0; min_pulls: observations before an arm is judged by its mean."""
+    """epsilon in [0, 1]; decay >= 0; min_pulls: observations before an arm is judged by its mean;
+    early_updates: true, false, or None/"auto" (true), a bool once constructed."""
 
     epsilon: float = 0.1
     decay: float = 0.0
     min_pulls: int = 1
-    early_updates: bool = False
+    early_updates: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_early_updates(self.early_updates)
+        object.__setattr__(self, "early_updates", resolve_early_updates(self.early_updates))
         check_number("epsilon", self.epsilon, low=0.0, high=1.0)
         check_number("decay", self.decay, low=0.0)
         check_number("min_pulls", self.min_pulls, low=0, integer=True)

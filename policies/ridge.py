@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import Policy, Settings, check_early_updates, check_number
+from policies.base import Policy, Settings, check_number, resolve_early_updates
 
 # Rows per chunk when scoring a batch: bounds the (n, K·d) temporary at a few MB.
 _CHUNK_CELLS = 1 << 19
@@ -42,19 +42,21 @@ _FOLD_ROWS = 64
 @dataclass(frozen=True)
 class RidgeSettings(Settings):
     """ridge: prior precision λ (> 0); forgetting: γ in (0, 1], 1 = none;
-    refactor_every: rank-one updates of an arm between exact re-inversions of its A."""
+    refactor_every: rank-one updates of an arm between exact re-inversions of its A;
+    early_updates: true, false, or None/"auto" (true unless forgetting < 1), a bool once constructed."""
 
     ridge: float = 1.0
     forgetting: float = 1.0
     refactor_every: int = 1000
-    early_updates: bool = False
+    early_updates: bool | None = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
         check_number("ridge", self.ridge, low=0.0, low_open=True)
         check_number("forgetting", self.forgetting, low=0.0, high=1.0, low_open=True)
         check_number("refactor_every", self.refactor_every, low=1, integer=True)
-        check_early_updates(self.early_updates, self.forgetting)
+        # frozen: store the resolved bool, so snapshots record how their statistics were learned
+        object.__setattr__(self, "early_updates", resolve_early_updates(self.early_updates, self.forgetting))
 
 
 class RidgeArms:
@@ -295,6 +297,10 @@ class RidgePolicy(Policy):
 
     def _learn_reward_rows(self, x: np.ndarray, arms: np.ndarray, rewards: np.ndarray) -> None:
         self._stats.add_rewards(x, arms, rewards)
+
+    def start_early_updates(self) -> None:
+        super().start_early_updates()
+        self._stats.settings = self.settings  # the statistics keep the policy's settings object
 
     def _on_add_arm(self, arm: str, arm_features: Mapping[str, float] | None) -> None:
         self._stats.add_arm()

@@ -71,6 +71,15 @@ class PolicySpec(_Strict):
             )
         return v
 
+    @field_validator("params")
+    @classmethod
+    def _auto_is_omitted(cls, v: dict[str, Any]) -> dict[str, Any]:
+        # early_updates "auto" (or null) is the default: drop it, so the two spellings are one spec and one
+        # fingerprint, and build_policy resolves it against the title (its reward rule)
+        if "early_updates" in v and (v["early_updates"] is None or v["early_updates"] == "auto"):
+            return {k: value for k, value in v.items() if k != "early_updates"}
+        return v
+
 
 class Variant(_Strict):
     name: Identifier
@@ -204,12 +213,19 @@ class TitleConfig(_Strict):
 
 
 def build_policy(cfg: TitleConfig, variant: str, seed: int | None) -> Policy:
-    """A fresh policy for one variant of a title. Policies that take artwork features get them."""
+    """A fresh policy for one variant of a title. Policies that take artwork features get them.
+
+    `early_updates` left to its default ("auto") is resolved here, where the title is known: false on a
+    title with a graded `reward` rule (the clicks stream early updates read carries no reward value), else
+    the policy's own default (true unless forgetting < 1)."""
     spec = next(v.policy for v in cfg.variants if v.name == variant)
     params = dict(spec.params)
     cls = POLICIES[spec.name]
-    if "arm_features" in {f.name for f in fields(cls.settings_class)} and "arm_features" not in params:
+    settings = {f.name for f in fields(cls.settings_class)}
+    if "arm_features" in settings and "arm_features" not in params:
         params["arm_features"] = {a.id: dict(a.features) for a in cfg.artworks}
+    if "early_updates" in settings and "early_updates" not in params and cfg.reward is not None:
+        params["early_updates"] = False
     return create_policy(spec.name, cfg.artwork_ids, cfg.features, seed, **params)
 
 
@@ -237,7 +253,9 @@ def load_catalog(path: str | Path) -> list[TitleConfig]:
 
 # ------------------------------------------------------------------ keeping a live policy in step
 def spec_fingerprint(cfg: TitleConfig, variant: str) -> str:
-    """Changes exactly when the variant's policy must start afresh: its spec or the feature schema."""
+    """Changes exactly when the variant's policy must start afresh: its spec or the feature schema.
+    The resolved `early_updates` is not part of it: a policy may switch it on and keep its statistics
+    (`Policy.start_early_updates`); the learner compares it on its own (learning/learner.py)."""
     spec = cfg.variant(variant).policy
     doc = json.dumps({"policy": spec.model_dump(mode="json"), "features": cfg.features}, sort_keys=True)
     return hashlib.blake2b(doc.encode(), digest_size=12).hexdigest()

@@ -6,8 +6,8 @@ A scenario fills in the world knobs and run settings it is about; anything given
 - `launch`: launch day of one brand-new title. The production attribution window (1800 s), 30 impressions
   per second for two simulated hours (216,000 impressions), curves by the minute (120 buckets). Clicks
   arrive after a log-normal delay with a median of 60 s and sigma 1.5: most within minutes, a tail that
-  reaches the window (1.2% of clicks come after 1800 s and are not attributed). Compare
-  `--param linucb.early_updates=true` with `=false`.
+  reaches the window (1.2% of clicks come after 1800 s and are not attributed). Compare the default
+  (LinUCB learns early) with `--param linucb.early_updates=false`.
 """
 
 from __future__ import annotations

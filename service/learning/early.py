@@ -8,7 +8,9 @@ skipped by the learner (`takes`): its decision and its click are already in, so 
 the policy's statistics equal deadline-only learning of the same events (sums; see policies/base.py).
 
 Which impressions a variant takes early: those decided at or after its `since` time, which is set from the
-Redis clock when a policy first learns early (a new policy, or a spec switched to early_updates). Labels of
+Redis clock when a policy first learns early: a new policy, a spec switched to early_updates, or a kept
+policy switched on in place (a snapshot learned deadline-only before early updates became the default, or
+a `reward` rule dropped: `Learner._early_in_step`), whose statistics then mix both ways exactly. Labels of
 impressions decided before `since` are learned at the deadline as before. The rule looks only at
 `decided_at`, which every stream's entry carries, so it judges an impression the same in all three. The
 read of the decisions stream starts `START_MARGIN` seconds before `since`, so a worker whose clock runs up
@@ -16,9 +18,10 @@ to that much behind Redis's loses none of its decisions.
 
 Deferred decisions (POST /impressions with `defer`) are not taken early: one never activated must never
 be learned, so deferred impressions, decisions and clicks alike, are learned at their deadline from the
-labelled stream. Titles with a graded `reward` rule cannot use early updates (the catalog refuses it):
-the clicks stream carries no reward value. The learner's per-viewer cap (`throttle`) sees only labels,
-so it does not limit what a variant with early updates learns from clicks as they arrive.
+labelled stream. Titles with a graded `reward` rule do not use early updates (their default resolves
+to false, an explicit true is refused): the clicks stream carries no reward value. The learner's
+per-viewer cap (`throttle`) sees only labels, so it does not limit what a variant with early updates
+learns from clicks as they arrive.
 
 Crash safety: the two stream positions (snapshot fields `dpos`, `cpos`) and each variant's `since`
 (`keys.snapshot_early_field`) go into the snapshot with the labelled position, in the same publish.lua

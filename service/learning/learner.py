@@ -30,7 +30,7 @@ from typing import cast
 
 from redis.cluster import RedisCluster
 
-from policies import load_policy
+from policies import Policy, load_policy
 from service.catalog import TitleConfig, build_policy, fit_arms, spec_fingerprint, stable_seed
 from service.config import Settings
 from service.join.redis_join import RedisJoin
@@ -231,6 +231,8 @@ class Learner:
                     policy = load_policy(data)
                 except ValueError:
                     log.exception("snapshot of %s/%s does not load; starting afresh", title_id, variant)
+            if policy is not None:
+                policy = self._early_in_step(cfg, variant, policy, state)
             if policy is None:
                 policy = build_policy(cfg, variant, seed=stable_seed(title_id, variant))
                 state.dirty.add(variant)
@@ -240,6 +242,24 @@ class Learner:
             self.book.policies[(title_id, variant)] = policy
             state.fingerprints[variant] = fingerprint
         self._titles[title_id] = state
+
+    def _early_in_step(self, cfg: TitleConfig, variant: str, policy: Policy, state: _Title) -> Policy | None:
+        """A kept policy (its spec unchanged) with `early_updates` as the config now resolves it, or None
+        when the variant must start afresh. Switching on keeps the statistics (`start_early_updates`; the
+        early reader takes decisions from `since` = now, labels of earlier ones come at the deadline): a
+        snapshot from before early updates became the default, or a `reward` rule dropped. Switching off
+        (a `reward` rule added) cannot keep them: decisions entered early await their outcomes, and
+        deadline-only learning of their labels would count them twice."""
+        want = build_policy(cfg, variant, seed=0).early_updates
+        if want == policy.early_updates:
+            return policy
+        if not want:
+            log.info("%s/%s stops learning early; starting afresh", cfg.title_id, variant)
+            return None
+        policy.start_early_updates()
+        state.dirty.add(variant)
+        log.info("%s/%s switches to early updates, keeping its statistics", cfg.title_id, variant)
+        return policy
 
     @staticmethod
     def _stored_variants(stored: dict[bytes, bytes]) -> list[str]:
@@ -259,6 +279,8 @@ class Learner:
         for variant in names:
             fingerprint = spec_fingerprint(cfg, variant)
             policy = self.book.policies.get((title_id, variant))
+            if policy is not None and state.fingerprints.get(variant) == fingerprint:
+                policy = self._early_in_step(cfg, variant, policy, state)
             if policy is None or state.fingerprints.get(variant) != fingerprint:
                 fresh = build_policy(cfg, variant, seed=stable_seed(title_id, variant))
                 self.book.policies[(title_id, variant)] = fresh

@@ -31,7 +31,7 @@ def _stats(policy: object) -> dict[str, np.ndarray]:
 def test_ridge_early_equals_deadline_once_windows_closed(name: str, refactor_every: int) -> None:
     x, arms, rewards, click_at = _events()
     window, n = 200.0, len(arms)
-    deadline = create_policy(name, ARMS, FEATURES, 1, refactor_every=refactor_every)
+    deadline = create_policy(name, ARMS, FEATURES, 1, refactor_every=refactor_every, early_updates=False)
     early = create_policy(name, ARMS, FEATURES, 1, refactor_every=refactor_every, early_updates=True)
     props = np.full(n, 0.2)
     # deadline-only: each event at decision time + window, in blocks of 50
@@ -62,7 +62,7 @@ def test_ridge_early_equals_deadline_once_windows_closed(name: str, refactor_eve
 def test_ridge_early_before_the_clicks_arrive_counts_pending_as_zero() -> None:
     x, arms, rewards, _ = _events(400)
     early = create_policy("linucb", ARMS, FEATURES, 1, early_updates=True)
-    zero = create_policy("linucb", ARMS, FEATURES, 1)
+    zero = create_policy("linucb", ARMS, FEATURES, 1, early_updates=False)
     early.learn_decided_batch(x, arms)
     zero.learn_batch(x, arms, np.zeros(len(arms)), np.full(len(arms), 0.2))
     for key in ("A", "b", "theta"):
@@ -71,7 +71,7 @@ def test_ridge_early_before_the_clicks_arrive_counts_pending_as_zero() -> None:
 
 def test_epsilon_greedy_early_equals_deadline() -> None:
     x, arms, rewards, _ = _events(2000)
-    deadline = create_policy("epsilon_greedy", ARMS, FEATURES, 1)
+    deadline = create_policy("epsilon_greedy", ARMS, FEATURES, 1, early_updates=False)
     early = create_policy("epsilon_greedy", ARMS, FEATURES, 1, early_updates=True)
     deadline.learn_batch(x, arms, rewards, np.full(len(arms), 0.2))
     early.learn_decided_batch(x, arms)
@@ -95,10 +95,10 @@ def test_early_updates_state_round_trips() -> None:
 @pytest.mark.parametrize(
     ("name", "params", "fragment"),
     [
-        ("linucb", {"early_updates": 1}, "early_updates must be true or false"),
+        ("linucb", {"early_updates": 1}, 'early_updates must be true, false or "auto"'),
         ("linucb", {"early_updates": True, "forgetting": 0.99}, "early_updates needs forgetting = 1"),
-        ("linear_ts", {"early_updates": "yes"}, "early_updates must be true or false"),
-        ("epsilon_greedy", {"early_updates": None}, "early_updates must be true or false"),
+        ("linear_ts", {"early_updates": "yes"}, 'early_updates must be true, false or "auto"'),
+        ("epsilon_greedy", {"early_updates": 0}, 'early_updates must be true, false or "auto"'),
         ("uniform", {"early_updates": True}, "early_updates"),
     ],
 )
@@ -107,7 +107,64 @@ def test_early_updates_settings_are_validated(name: str, params: dict, fragment:
         create_policy(name, ARMS, FEATURES, 1, **params)
 
 
+@pytest.mark.parametrize(
+    ("name", "params", "resolved"),
+    [
+        ("linucb", {}, True),
+        ("linucb", {"early_updates": None}, True),
+        ("linucb", {"early_updates": "auto"}, True),
+        ("linucb", {"forgetting": 0.99}, False),
+        ("linucb", {"forgetting": 0.99, "early_updates": "auto"}, False),
+        ("linucb", {"early_updates": False}, False),
+        ("linear_ts", {}, True),
+        ("linear_ts", {"forgetting": 0.5}, False),
+        ("epsilon_greedy", {}, True),
+        ("epsilon_greedy", {"early_updates": False}, False),
+        ("uniform", {}, False),
+        ("vw", {}, False),
+    ],
+)
+def test_the_default_learns_early_wherever_it_is_valid(name: str, params: dict, resolved: bool) -> None:
+    policy = create_policy(name, ARMS, FEATURES, 1, **params)
+    assert policy.early_updates is resolved
+    # snapshots record the resolved value, so a later default cannot change how they learned
+    assert load_policy(policy.to_bytes()).early_updates is resolved
+    if hasattr(policy.settings, "early_updates"):
+        assert policy.settings.to_json()["early_updates"] is resolved
+
+
+@pytest.mark.parametrize("name", ["linucb", "linear_ts", "epsilon_greedy"])
+def test_switching_early_updates_on_keeps_the_statistics(name: str) -> None:
+    """A policy that learned the first events deadline-only, then switched on (an upgrade whose default
+    turned early updates on), equals deadline-only learning of all events once their outcomes are in."""
+    x, arms, rewards, _ = _events(1500)
+    props = np.full(len(arms), 0.2)
+    deadline = create_policy(name, ARMS, FEATURES, 1, early_updates=False)
+    deadline.learn_batch(x, arms, rewards, props)
+    switched = create_policy(name, ARMS, FEATURES, 1, early_updates=False)
+    switched.learn_batch(x[:600], arms[:600], rewards[:600], props[:600])
+    switched = load_policy(switched.to_bytes())  # as the learner loads an old snapshot
+    assert not switched.early_updates
+    switched.start_early_updates()
+    assert switched.early_updates and load_policy(switched.to_bytes()).early_updates
+    switched.learn_decided_batch(x[600:], arms[600:])
+    switched.learn_reward_batch(x[600:], arms[600:], rewards[600:])
+    got, want = _stats(switched), _stats(deadline)
+    assert got.keys() == want.keys()
+    for key in got:
+        if key != "updates":  # rank-one bookkeeping depends on batching (see test_learner_early.py)
+            np.testing.assert_allclose(got[key], want[key], rtol=1e-9, atol=1e-9, err_msg=key)
+
+
+@pytest.mark.parametrize(("name", "params"), [("linucb", {"forgetting": 0.9}), ("uniform", {}), ("vw", {})])
+def test_switching_early_updates_on_is_refused_where_invalid(name: str, params: dict) -> None:
+    policy = create_policy(name, ARMS, FEATURES, 1, **params)
+    with pytest.raises(ValueError, match="early_updates needs forgetting = 1|has no early updates"):
+        policy.start_early_updates()
+    assert not policy.early_updates
+
+
 def test_a_deadline_policy_refuses_early_calls() -> None:
-    policy = create_policy("linucb", ARMS, FEATURES, 1)
+    policy = create_policy("linucb", ARMS, FEATURES, 1, early_updates=False)
     with pytest.raises(ValueError, match="not set up for early updates"):
         policy.learn_decided_batch(np.zeros((1, len(FEATURES))), np.array([0]))

@@ -52,7 +52,7 @@ def test_early_updates_learn_inside_the_first_window() -> None:
     )
     settings = RunSettings(impressions=9000, window=300.0, snapshot_interval=5.0, buckets=10, seed=3)
     early = run_inprocess(world, "linucb", {"early_updates": True}, settings)
-    deadline = run_inprocess(world, "linucb", {}, settings)
+    deadline = run_inprocess(world, "linucb", {"early_updates": False}, settings)
     first_window = lambda r: float(  # noqa: E731
         r.timeseries.loc[np.argmin(np.abs(r.timeseries["time_end"] - 300.0)), "cumulative_fraction_of_oracle"]
     )
@@ -60,3 +60,7 @@ def test_early_updates_learn_inside_the_first_window() -> None:
     assert early.extra["decided_early"] == 9000 and early.extra["learned"] == 0
     assert 0 < early.extra["rewarded_early"] <= early.extra["clicks_in_window"]
     assert deadline.extra["decided_early"] == 0
+    # the default learns early, driven the early way in-process: the same run as the explicit setting
+    default = run_inprocess(world, "linucb", {}, settings)
+    assert default.summary == early.summary
+    assert default.extra["decided_early"] == 9000 and default.extra["learned"] == 0

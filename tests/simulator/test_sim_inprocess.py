@@ -98,7 +98,7 @@ def test_decisions_come_only_from_published_snapshots() -> None:
     """With no publication during the run, LinUCB serves its initial (all-tied) state: exactly uniform."""
     world = World.generate(SMALL)
     frozen = RunSettings(impressions=4000, window=10.0, snapshot_interval=1e9, seed=2)
-    linucb = run_inprocess(world, "linucb", {}, frozen)
+    linucb = run_inprocess(world, "linucb", {"early_updates": False}, frozen)
     uniform = run_inprocess(world, "uniform", {}, frozen)
     assert linucb.extra["learned"] > 3000  # the learning policy did learn...
     assert linucb.summary["expected_ctr"] == pytest.approx(
@@ -108,7 +108,9 @@ def test_decisions_come_only_from_published_snapshots() -> None:
 
 def test_every_impression_gets_exactly_one_label() -> None:
     world = World.generate(SMALL)
-    run = InProcessRun(world, "epsilon_greedy", {}, RunSettings(impressions=5000, window=10.0, seed=1))
+    run = InProcessRun(
+        world, "epsilon_greedy", {"early_updates": False}, RunSettings(impressions=5000, window=10.0, seed=1)
+    )
     result = run.run()
     assert result.extra["learned"] + result.extra["labels_pending_at_end"] == 5000
     assert run.book.skipped == {"no_policy": 0, "unknown_arm": 0, "invalid": 0}

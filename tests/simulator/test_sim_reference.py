@@ -101,7 +101,7 @@ def test_batched_driver_equals_event_by_event_reference(window: float) -> None:
     )
     settings = RunSettings(impressions=3000, window=window, snapshot_interval=0.5, buckets=3000, seed=5)
     shown, learned = reference(world, "epsilon_greedy", settings)
-    run = InProcessRun(world, "epsilon_greedy", {}, settings)
+    run = InProcessRun(world, "epsilon_greedy", {"early_updates": False}, settings)  # as the reference
     result = run.run()
     share = result.traffic_share.pivot_table(
         index="bucket", columns=["title_id", "artwork_id"], values="share"

@@ -33,7 +33,7 @@ WINDOW = 0.3
 
 
 def title(early: bool = False) -> TitleConfig:
-    params = {"early_updates": True} if early else {}
+    params = {"early_updates": early}
     return parse_title(
         "t1",
         {

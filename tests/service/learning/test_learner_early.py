@@ -11,8 +11,11 @@ import orjson
 import pytest
 import redis as redis_lib
 
+from policies import base as policies_base
+from policies import epsilon_greedy as policies_epsilon_greedy
 from policies import load_policy, state
-from service.catalog import TitleConfig
+from policies import ridge as policies_ridge
+from service.catalog import TitleConfig, build_policy, spec_fingerprint
 from service.config import Settings
 from service.devstack.redis_server import PrivateRedis
 from service.join.redis_join import RedisJoin
@@ -38,6 +41,9 @@ def settings(redis_server: PrivateRedis) -> Settings:
     )
 
 
+DEADLINE_ONLY_POLICY = {"name": "linucb", "params": {"early_updates": False}}
+
+
 def early_title(**extra: Any) -> TitleConfig:
     return title(
         experiment={
@@ -48,7 +54,7 @@ def early_title(**extra: Any) -> TitleConfig:
                     "weight": 1,
                     "policy": {"name": "epsilon_greedy", "params": {"early_updates": True}},
                 },
-                {"name": "late", "weight": 1, "policy": {"name": "linucb"}},
+                {"name": "late", "weight": 1, "policy": DEADLINE_ONLY_POLICY},
             ]
         },
         **extra,
@@ -197,7 +203,7 @@ def test_switching_early_updates_off_clears_the_marker(
     learner.publish()
     assert keys.snapshot_early_field("ucb") in snapshot_fields(redis)
     catalog.save_title(redis, title(experiment={"variants": [
-        {"name": "ucb", "weight": 1, "policy": {"name": "linucb"}}]}))  # fmt: skip
+        {"name": "ucb", "weight": 1, "policy": DEADLINE_ONLY_POLICY}]}))  # fmt: skip
     learner.step(now=T0 + 1)
     learner.publish()
     assert keys.snapshot_early_field("ucb") not in snapshot_fields(redis)
@@ -244,3 +250,136 @@ def test_deferred_impressions_are_left_to_the_deadline(
 def test_early_updates_are_refused_on_a_title_with_a_reward_rule() -> None:
     with pytest.raises(ValueError, match="early_updates learns click rewards only"):
         early_title(reward={"aggregate": "sum", "min": 0, "max": 10})
+
+
+def default_title(**extra: Any) -> TitleConfig:
+    """Variants that leave early_updates to its default, beside one that is deadline-only explicitly."""
+    return title(
+        experiment={
+            "variants": [
+                {"name": "ucb", "weight": 1, "policy": {"name": "linucb"}},
+                {"name": "eg", "weight": 1, "policy": {"name": "epsilon_greedy", "params": {}}},
+                {"name": "late", "weight": 1, "policy": DEADLINE_ONLY_POLICY},
+            ]
+        },
+        **extra,
+    )
+
+
+def old_default(value: object, forgetting: float = 1.0) -> bool:
+    """How `early_updates` resolved before its default became "auto": false unless set."""
+    return False if value is None else policies_base.resolve_early_updates(value, forgetting)
+
+
+def test_an_upgrade_switches_a_default_title_to_early_updates_keeping_its_statistics(
+    redis: redis_lib.Redis, settings: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A snapshot learned under the old default (deadline-only), a learner restarted under the new one:
+    the variants that left the setting to its default switch to early updates in place, from `since` = the
+    restart; impressions decided before it are learned at their deadline, later ones early; nothing is
+    lost or counted twice, and after the window the statistics equal deadline-only learning (1e-9)."""
+    cfg = default_title()
+    catalog.save_title(redis, cfg)
+    monkeypatch.setattr(policies_ridge, "resolve_early_updates", old_default)
+    monkeypatch.setattr(policies_epsilon_greedy, "resolve_early_updates", old_default)
+    old = Learner(redis, settings)
+    serve(redis, settings, 0, 200, click_on="a")  # decided T0 .. T0 + 2
+    drain(old, now=T0 + 11)  # the labels of about half of them
+    old.publish()
+    drain(old, now=T0 + 11.5)  # applied in memory, never published: then the old process stops
+    stored = snapshot_fields(redis)
+    assert not load_policy(stored[keys.snapshot_bytes_field("ucb")]).early_updates
+    assert 0 < int(stored["applied"]) < 200 and keys.snapshot_early_field("ucb") not in stored
+    monkeypatch.undo()
+
+    new = Learner(redis, settings)
+    new.step(now=T0 + 11.5)  # reloads the snapshot: ucb and eg learn early from here on
+    assert new.early.since == {("t1", "ucb"): T0 + 11.5, ("t1", "eg"): T0 + 11.5}
+    serve(redis, settings, 1200, 200, click_on="a")  # decided T0 + 12 .. T0 + 14
+    new.step(now=T0 + 16)  # before any of the new windows closes
+    new.publish()
+    stored = snapshot_fields(redis)
+    assert float(stored[keys.snapshot_early_field("ucb")]) == T0 + 11.5
+    decisions = [d for _, d in cast(list, redis.xrange(keys.decisions_stream("t1")))][200:]
+    late = [d for d in decisions if b'"variant":"late"' in d[b"json"]]
+    assert 0 < len(late) < 200 and new.early.decided == 200 - len(late)  # in seconds, after the upgrade
+    assert load_policy(stored[keys.snapshot_bytes_field("ucb")]).early_updates
+    assert not load_policy(stored[keys.snapshot_bytes_field("late")]).early_updates
+
+    drain(new, now=T0 + 10 * WINDOW)
+    new.publish()
+    stored = snapshot_fields(redis)
+    assert int(stored["applied"]) == int(stored["consumed"]) == redis.xlen(keys.labelled_stream("t1")) == 400
+    assert new.early.labels_taken == 200 - len(late)  # the old 200 came at their deadline
+    reference = reference_book(redis, cfg)
+    for variant in ("ucb", "eg", "late"):
+        assert_same_statistics(
+            stored[keys.snapshot_bytes_field(variant)], reference.snapshot(("t1", variant))
+        )
+
+
+def test_the_default_is_deadline_only_on_a_title_with_a_reward_rule(
+    redis: redis_lib.Redis, settings: Settings
+) -> None:
+    """A reward rule resolves the default to false (no config that was valid becomes invalid); adding one
+    to a title that learns early by default starts its variants afresh (decisions entered early await
+    outcomes the deadline would count again); dropping it switches them on, keeping their statistics."""
+    graded = {"aggregate": "sum", "min": 0, "max": 10}
+    cfg = default_title(reward=graded)
+    assert not any(build_policy(cfg, v.name, 0).early_updates for v in cfg.variants)
+    catalog.save_title(redis, default_title())
+    learner = Learner(redis, settings)
+    learner.step(now=T0)
+    serve(redis, settings, 0, 100, click_on="a")
+    learner.step(now=T0 + 5)
+    assert learner.early.decided > 0
+    assert learner.book.policies[("t1", "ucb")].early_updates
+
+    catalog.save_title(redis, default_title(reward=graded))
+    learner.step(now=T0 + 6)
+    learner.publish()
+    stored = snapshot_fields(redis)
+    for variant in ("ucb", "eg"):
+        policy = learner.book.policies[("t1", variant)]
+        assert not policy.early_updates and not load_policy(policy.to_bytes()).early_updates
+        assert keys.snapshot_early_field(variant) not in stored
+    np.testing.assert_array_equal(arrays(stored[keys.snapshot_bytes_field("ucb")])["b"], 0.0)  # afresh
+    assert ("t1", "ucb") not in learner.early.since
+
+    drain(learner, now=T0 + 10 * WINDOW)  # every label, learned at the deadline
+    learned = learner.book.snapshot(("t1", "ucb"))
+    catalog.save_title(redis, default_title())
+    learner.step(now=T0 + 10 * WINDOW)
+    policy = learner.book.policies[("t1", "ucb")]
+    assert policy.early_updates and learner.early.since[("t1", "ucb")] == T0 + 10 * WINDOW
+    assert_same_statistics(policy.to_bytes(), learned)  # kept
+
+
+@pytest.mark.parametrize("spelling", [{}, {"early_updates": "auto"}, {"early_updates": None}])
+def test_auto_is_the_omitted_setting(spelling: dict[str, Any]) -> None:
+    """"auto" and null are the default spelled out: one spec, one fingerprint, resolved per title."""
+    cfg = title(policy={"name": "linucb", "params": {"alpha": 0.5, **spelling}})
+    assert cfg.variant("default").policy.params == {"alpha": 0.5}
+    assert spec_fingerprint(cfg, "default") == spec_fingerprint(
+        title(policy={"name": "linucb", "params": {"alpha": 0.5}}), "default"
+    )
+    assert build_policy(cfg, "default", 0).early_updates
+    explicit = title(policy={"name": "linucb", "params": {"alpha": 0.5, "early_updates": True}})
+    assert spec_fingerprint(explicit, "default") != spec_fingerprint(cfg, "default")
+
+
+@pytest.mark.parametrize(
+    ("params", "fragment"),
+    [
+        ({"early_updates": True, "forgetting": 0.99}, "early_updates needs forgetting = 1"),
+        ({"early_updates": "yes"}, 'early_updates must be true, false or "auto"'),
+    ],
+)
+def test_invalid_early_updates_are_refused_by_the_catalog(params: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(ValueError, match=fragment):
+        title(policy={"name": "linucb", "params": params})
+
+
+def test_forgetting_keeps_a_default_title_deadline_only() -> None:
+    cfg = title(policy={"name": "linucb", "params": {"forgetting": 0.99}}, reward={"aggregate": "max"})
+    assert not build_policy(cfg, "default", 0).early_updates
