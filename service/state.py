@@ -58,6 +58,7 @@ class _ProcessState:
         )
 
     def close(self) -> None:
+        self.cache.stop_background_refresh()
         self.join.close()
         self.redis.close()
         self.admin_redis.close()
@@ -173,7 +174,9 @@ class Artbandit:
     # ------------------------------------------------------------------------------------- start-up
     def warm_up(self) -> None:
         """Connect and load every title's policies now rather than on the first requests (gunicorn's
-        post_worker_init). A store that is down is logged; requests then get the fallback until it is back."""
+        post_worker_init), then keep them fresh from a background thread (`ModelCache.refresh_in_background`).
+        A store that is down is logged; requests then get the fallback until it is back."""
+        self.cache.refresh_in_background()
         try:
             for title_id in catalog.title_ids(self.admin_redis):
                 cfg = self.cache.title(title_id)

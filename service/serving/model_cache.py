@@ -2,7 +2,11 @@
 
 Requests never load a model: they use the policy held here. At most every `refresh_interval` seconds
 one pipelined round trip reads the catalog version and the published version of every cached
-(title, variant); only what changed is fetched and swapped in. Before the learner has published a
+(title, variant); only what changed is fetched and swapped in. Under gunicorn a daemon thread of the
+worker does that (`refresh_in_background`, started by `Artbandit.warm_up`), so no request waits while
+changed snapshots load: the cost grows with the catalog (~0.12 ms of CPU per LinUCB snapshot of 8 arms
+× 9 features, so ~0.1 s for 1,000 titles that all learned since the last check). Elsewhere, and whenever
+that thread is not running, the request that finds a check due makes it. Before the learner has published a
 variant, the worker serves a fresh policy built from the config (version 0). Every policy is reseeded
 with this process's own entropy, so workers sharing one learned model do not draw the same arms.
 
@@ -69,6 +73,9 @@ class ModelCache:
         self._catalog_version: int | None = None
         self._next_check = 0.0
         self._lock = threading.Lock()
+        self._refresher: threading.Thread | None = None
+        self._stop_refresher = threading.Event()
+        self._refresh_failing = False  # the last refresh met an unavailable Redis (logged once per outage)
         self.swaps = 0  # snapshots swapped in since start
 
     # ----------------------------------------------------------------- titles
@@ -195,8 +202,40 @@ class ModelCache:
 
     # ----------------------------------------------------------------- refresh
     def refresh_if_due(self) -> None:
+        """On the request path: refresh if a check is due and no background refresher is running."""
+        refresher = self._refresher
+        if refresher is not None and refresher.is_alive():
+            return
         if self._clock() >= self._next_check:
             self.refresh()
+
+    def refresh_in_background(self) -> threading.Thread:
+        """Refresh every `refresh_interval` from a daemon thread of this process until
+        `stop_background_refresh`; meanwhile requests no longer refresh. Start it in the process that
+        serves (after forking). Idempotent while the thread runs."""
+        with self._lock:
+            if self._refresher is not None and self._refresher.is_alive():
+                return self._refresher
+            self._stop_refresher.clear()
+            self._refresher = threading.Thread(
+                target=self._refresh_loop, name="artbandit-model-refresh", daemon=True
+            )
+            self._refresher.start()
+            return self._refresher
+
+    def stop_background_refresh(self, timeout: float = 5.0) -> None:
+        refresher = self._refresher
+        self._stop_refresher.set()
+        if refresher is not None and refresher is not threading.current_thread():
+            refresher.join(timeout)
+        self._refresher = None
+
+    def _refresh_loop(self) -> None:
+        while not self._stop_refresher.wait(self.settings.refresh_interval):
+            try:
+                self.refresh()
+            except Exception:  # a bug, not Redis (refresh handles that): keep serving, keep checking
+                log.exception("model refresh failed; the next check tries again")
 
     def refresh(self) -> None:
         """Check the catalog version and every cached model version in one round trip; fetch and swap
@@ -211,7 +250,13 @@ class ModelCache:
                 self._refresh()
             except UNAVAILABLE as exc:
                 self._failed()
-                log.warning("model refresh skipped, Redis unavailable: %s", exc)
+                if not self._refresh_failing:  # once per outage, not every interval
+                    log.warning("model refresh skipped, Redis unavailable: %s", exc)
+                self._refresh_failing = True
+            else:
+                if self._refresh_failing:
+                    log.info("model refresh works again")
+                self._refresh_failing = False
         finally:
             self._lock.release()
 

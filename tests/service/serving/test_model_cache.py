@@ -3,6 +3,7 @@ own random stream per worker, catalog changes followed."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -167,3 +168,46 @@ def test_a_seed_makes_a_worker_reproducible(redis: redis_lib.Redis, settings: Se
         policy, _ = cache.policy(cfg, "default")
         draws.append([policy.decide({}).arm for _ in range(30)])
     assert draws[0] == draws[1]
+
+
+
+def test_a_background_refresher_swaps_snapshots_in_without_requests(
+    redis: redis_lib.Redis, settings: Settings
+) -> None:
+    catalog.save_title(redis, title())
+    cache = ModelCache(redis, settings, clock=FakeClock())  # frozen: no request would find a check due
+    cfg = cache.title("t1")
+    assert cfg is not None and cache.policy(cfg, "default")[1] == 0
+    learner = Learner(redis, settings)
+    learner.step(now=T0)
+    learner.publish()
+    thread = cache.refresh_in_background()
+    try:
+        assert cache.refresh_in_background() is thread  # one refresher per cache
+        deadline = time.monotonic() + 10
+        while cache.policy(cfg, "default")[1] != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert cache.policy(cfg, "default")[1] == 1 and cache.swaps == 1
+    finally:
+        cache.stop_background_refresh()
+    assert not thread.is_alive()
+
+
+def test_requests_leave_the_checks_to_a_running_refresher(
+    redis: redis_lib.Redis, redis_server: PrivateRedis, round_trips: list[int]
+) -> None:
+    slow = Settings.load({"redis_url": redis_server.url, "refresh_interval": 3600}, environ={})
+    catalog.save_title(redis, title())
+    clock = FakeClock()
+    cache = ModelCache(redis, slow, clock=clock)
+    assert cache.title("t1") is not None
+    cache.refresh_in_background()  # its first check is an hour away
+    try:
+        clock.t += 7200  # a check is due, but the refresher owns the checks
+        round_trips.clear()
+        cache.title("t1")
+        assert round_trips == []
+    finally:
+        cache.stop_background_refresh()
+    cache.title("t1")  # no refresher any more: the request makes the due check
+    assert len(round_trips) == 1
