@@ -2,17 +2,23 @@
 Flask endpoint served by the same gunicorn settings, in the same run.
 
     python bench/page_load.py [--seconds 8] [--rounds 4] [--page-size 20] [--workers 2] [--connections 32]
+                              [--loads 0.5,0.25] [--early-updates auto|true|false] [--write]
 
 Needs `wrk` (Debian: apt-get install wrk). Starts a private redis-server (AOF everysec), the API under
 gunicorn with service/gunicorn_conf.py and the learner, seeds `--page-size` titles, then alternates
 rounds: artbandit serving pages (every request one page of all the titles for a random viewer, nothing
 else), and the no-op Flask endpoint of bench/http_load.py answering single POST /impression requests.
 The headline is impressions per second through POST /impressions (pages/s × page size) over the no-op's
-requests per second, per round, median over rounds. Then paced rounds at half of artbandit's saturated
-page rate give the p99 latency of a page at half load. As in bench/http_load.py, each artbandit round
-first serves one attribution window unmeasured (the learner's steady state) and afterwards waits until
-the learner has labelled the round's impressions, so its work never spills into a no-op round.
-Prints a markdown table; --write appends it to docs/benchmarks.md.
+requests per second, per round, median over rounds. Then paced rounds at each fraction of artbandit's
+saturated page rate in `--loads` (half load always) give the p99 latency of a page there. As in
+bench/http_load.py, each artbandit round first serves one attribution window unmeasured (the learner's
+steady state) and afterwards waits until the learner has labelled the round's impressions, so its work
+never spills into a no-op round.
+Every round also reads the CPU each process used per request (/proc; wrk's own from getrusage), and the
+report turns them into what the CPU allows: both servers saturate the same two cores, so the throughput
+ratio follows the CPU each needs per unit, and the ceiling row shows the ratio if deciding, recording
+and encoding a page's titles cost the API nothing beyond one no-op request.
+Prints markdown tables; --write appends them to docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -144,6 +150,10 @@ def main() -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument(
+        "--loads", default="0.5",
+        help="paced loads as fractions of the saturated page rate, comma-separated (the goal is at 0.5)",
+    )  # fmt: skip
+    ap.add_argument(
         "--early-updates", choices=("auto", "true", "false"), default="auto",
         help="the titles' early_updates: auto (the default: early), true, or false (the published figures)",
     )  # fmt: skip
@@ -157,7 +167,10 @@ def main() -> int:
     threads = gunicorn_conf.threads
     sat: list[dict[str, float]] = []
     noop_sat: list[dict[str, float]] = []
-    half: list[dict[str, float]] = []
+    fractions = [float(x) for x in args.loads.split(",")]
+    if 0.5 not in fractions:
+        fractions.insert(0, 0.5)
+    paced: dict[float, list[dict[str, float]]] = {f: [] for f in fractions}
     with PrivateRedis(appendonly=True) as redis_srv, tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         (tmp / "noop_app.py").write_text(NOOP_APP)
@@ -208,9 +221,10 @@ def main() -> int:
                     f"{sat[-1]['rps'] * args.page_size / noop_sat[-1]['rps']:.2f}",
                     flush=True,
                 )
-            pace_ms = n / (statistics.median(x["rps"] for x in sat) / 2) * 1000.0
-            for _ in range(args.rounds):
-                half.append(artbandit_round(pace_ms))
+            for fraction in fractions:
+                pace_ms = n / (statistics.median(x["rps"] for x in sat) * fraction) * 1000.0
+                for _ in range(args.rounds):
+                    paced[fraction].append(artbandit_round(pace_ms))
         finally:
             r.close()
             for proc in (app, noop, learner):
@@ -226,6 +240,7 @@ def main() -> int:
         return statistics.median(x[key] for x in rows)
 
     k = args.page_size
+    half = paced[0.5]
     api, red, lrn, wrk = (med(sat, f"cpu_{n}") for n in ("api", "redis", "learner", "wrk"))
     noop_cpu, noop_wrk = med(noop_sat, "cpu_noop"), med(noop_sat, "cpu_wrk")
     noop_all = noop_cpu + noop_wrk
@@ -247,9 +262,12 @@ def main() -> int:
         f"| no-op Flask `POST /impression` | saturated | {med(noop_sat, 'rps'):,.0f} | "
         f"{med(noop_sat, 'rps'):,.0f} | {med(noop_sat, 'p50'):.2f} | {med(noop_sat, 'p99'):.2f} | "
         f"{max(x['p99'] for x in noop_sat):.2f} | {sum(x['errors'] for x in noop_sat):.0f} |",
-        f"| artbandit `POST /impressions` ({k} titles) | half load | {med(half, 'rps'):,.0f} | "
-        f"{med(half, 'rps') * k:,.0f} | {med(half, 'p50'):.2f} | {med(half, 'p99'):.2f} | "
-        f"{max(x['p99'] for x in half):.2f} | {sum(x['errors'] for x in half):.0f} |",
+        *(
+            f"| artbandit `POST /impressions` ({k} titles) | {f:g} of saturation | {med(rows, 'rps'):,.0f} | "
+            f"{med(rows, 'rps') * k:,.0f} | {med(rows, 'p50'):.2f} | {med(rows, 'p99'):.2f} | "
+            f"{max(x['p99'] for x in rows):.2f} | {sum(x['errors'] for x in rows):.0f} |"
+            for f, rows in paced.items()
+        ),
         "",
         "Impressions per second through pages / no-op requests per second: "
         f"**{statistics.median(ratios):.2f}×** "
