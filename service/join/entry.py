@@ -4,7 +4,7 @@ answers what its fields decide: its label, and whether a reward's event id was s
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -30,7 +30,7 @@ class Entry:
     rule: RewardSpec | None  # the title's reward rule; None: clicks (first, clipped to [0, 1])
     seq: int = 0  # which of its entries in MemoryJoin's due heap is current (activation adds one)
     value: float = 0.0  # the reward aggregate, once rewarded
-    events: set[str] = field(default_factory=set)  # event ids seen, under sum/max
+    events: set[str] | None = None  # event ids seen, under sum/max (allocated on the first one)
 
     @property
     def aggregate(self) -> str:
@@ -50,7 +50,9 @@ class Entry:
         any second reward is a duplicate anyway); a reward without an event id ('') is never one."""
         if self.aggregate == "first" or not event:
             return False
-        if event in self.events:
+        if self.events is None:
+            self.events = set()
+        elif event in self.events:
             return True
         self.events.add(event)
         return False

@@ -16,8 +16,9 @@ impression combine is the title's reward rule (`RewardSpec`; none: `first` over 
 - `first`: the first reward within the window is "recorded", any further one a "duplicate";
 - `sum` / `max`: every reward within the window is "recorded" and added (or the largest kept), except a
   repeated event id, which is a "duplicate" (rewards without an event id always count);
-- a reward after the deadline is "late" (counted, never learned), or a "duplicate" if it would have been
-  one (a rewarded `first` impression, or an event id seen before, within the window or after it);
+- a reward after the deadline is "late" (counted, never learned), or a "duplicate" if the impression was
+  rewarded under `first`, or its event id was seen before (under sum/max late event ids are remembered
+  too, so the retry of a late reward is a "duplicate");
 - a reward on an id never seen (or long forgotten) is "unknown".
 
 Deferred impressions (a page row the viewer may never scroll to) are logged but count nowhere until shown:
