@@ -1,9 +1,9 @@
 """The join rule of `service/join/rule.py`, executed atomically inside Redis (`service/store/lua/`).
 
 - `impress` (impress.lua) logs the decision record and opens the impression's join entry in one script.
-- `click` (click.lua): the first click at or before the deadline takes the impression off the pending set
-  and emits the reward-1 labelled event; later clicks are "duplicate" or "late"; a click on a pending
-  impression past its deadline first expires it (reward 0), then counts as "late".
+- `click` (click.lua): the first click at or before the deadline marks the impression rewarded (its label,
+  1, is emitted at the deadline); later clicks are "duplicate" or "late"; a click on a pending impression
+  past its deadline first expires it (emits its label), then is judged "late" or "duplicate".
 - `reward` (click.lua, which `click` calls with value 1): graded rewards under the title's rule
   (`RewardSpec`: first | sum | max, clipped), event-id dedupe; a reward on a deferred impression
   activates it first.
@@ -284,8 +284,9 @@ class RedisJoin:
 
     # ----------------------------------------------------------------- expiry sweep
     def expire(self, title_id: str, now: float | None = None, limit: int = 1000) -> int:
-        """Label reward 0 up to `limit` pending impressions of a title whose deadline is before `now`
-        (earliest first). Returns how many were labelled."""
+        """Finish up to `limit` pending impressions of a title whose deadline is before `now` (earliest
+        first): label each shown one with its reward (0 if unrewarded, clipped), count each deferred one
+        never activated `never_shown`. Returns how many were labelled."""
         return self._expire_batch(title_id, now, limit)[1]
 
     def expire_all(
