@@ -9,8 +9,9 @@ gunicorn with service/gunicorn_conf.py and the learner, seeds `--page-size` titl
 rounds: artbandit serving pages (every request one page of all the titles for a random viewer, nothing
 else), and the no-op Flask endpoint of bench/http_load.py answering single POST /impression requests.
 The headline is impressions per second through POST /impressions (pages/s × page size) over the no-op's
-requests per second, per round, median over rounds. Then paced rounds at each fraction of artbandit's
-saturated page rate in `--loads` (half load always) give the p99 latency of a page there. As in
+requests per second, per round, median over rounds. Then rounds at each fraction of artbandit's saturated
+page rate in `--loads` (half load always) give the p99 latency of a page there: Poisson arrivals from
+bench/poisson_load.py (wrk's `delay()` pacing keeps its connections in lockstep; see that module). As in
 bench/http_load.py, each artbandit round first serves one attribution window unmeasured (the learner's
 steady state) and afterwards waits until the learner has labelled the round's impressions, so its work
 never spills into a no-op round.
@@ -24,7 +25,9 @@ Prints markdown tables; --write appends them to docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import random
 import re
 import resource
 import shutil
@@ -33,6 +36,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import redis
@@ -48,6 +52,7 @@ from http_load import (  # bench/http_load.py (this script's directory is on the
     stop,
     wait_http,
 )
+from poisson_load import paced  # bench/poisson_load.py
 
 from service import gunicorn_conf
 from service.devstack.redis_server import PrivateRedis, free_port
@@ -58,7 +63,6 @@ WRK_SCRIPT = r"""
 local features = {%(features)s}
 local titles = {%(titles)s}
 local path = "%(path)s"
-local pace_ms = %(pace_ms)s
 math.randomseed(os.time() + math.floor(os.clock() * 1e6))
 
 request = function()
@@ -77,10 +81,6 @@ request = function()
   return wrk.format("POST", path, {["Content-Type"] = "application/json"}, body)
 end
 
-if pace_ms > 0 then
-  delay = function() return pace_ms end
-end
-
 done = function(summary, latency, requests)
   io.write(string.format("RESULT %%d %%d %%f %%f %%d\n", summary.requests, summary.duration,
     latency:percentile(50) / 1000.0, latency:percentile(99) / 1000.0,
@@ -90,7 +90,7 @@ end
 """
 
 
-def run_wrk(url: str, path: str, titles: list[str], seconds: float, connections: int, pace_ms: float,
+def run_wrk(url: str, path: str, titles: list[str], seconds: float, connections: int,
             tmp: Path, cpu_of: dict[str, int] | None = None) -> dict[str, float]:  # fmt: skip
     """One wrk run: requests/s, p50 and p99 in ms, errors, and CPU µs per request of `cpu_of`'s trees."""
     script = tmp / "page.lua"
@@ -100,7 +100,6 @@ def run_wrk(url: str, path: str, titles: list[str], seconds: float, connections:
             "features": ", ".join(f'"{f}"' for f in FEATURES),
             "titles": ", ".join(f'"\\"{t}\\""' for t in titles),
             "path": path,
-            "pace_ms": f"{pace_ms:.3f}",
         }
     )
     groups = cpu_of or {}
@@ -126,6 +125,31 @@ def _children_cpu() -> float:
     """User + system CPU of this process's finished children (wrk, once waited for)."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def page_body(titles: list[str]) -> Callable[[random.Random], bytes]:
+    """Request bodies like the wrk script's: a random viewer, three random features, every title."""
+
+    def body(rng: random.Random) -> bytes:
+        context = {f: round(rng.random(), 3) for f in rng.sample(FEATURES, 3)}
+        page = {"user_id": f"u{rng.randrange(1, 100001)}", "context": context, "titles": titles}
+        return json.dumps(page).encode()
+
+    return body
+
+
+def paced_round(
+    url: str, titles: list[str], rate: float, seconds: float, connections: int, cpu_of: dict[str, int]
+) -> dict[str, float]:
+    """One Poisson-paced run (bench/poisson_load.py) in run_wrk's terms, CPU per page included."""
+    before = {name: cpu_seconds(pid) for name, pid in cpu_of.items()}
+    res = paced(url, "/impressions", page_body(titles), rate, seconds, connections)
+    pages = max(res.rps * seconds, 1.0)
+    cpu = {f"cpu_{n}": (cpu_seconds(pid) - before[n]) / pages * 1e6 for n, pid in cpu_of.items()}
+    return {
+        "rps": res.rps, "p50": res.p50, "p99": res.p99, "errors": float(res.errors),
+        "cpu_wrk": res.client_cpu_us, **cpu,
+    }  # fmt: skip
 
 
 def put_titles(base: str, titles: list[str], early_updates: str) -> None:
@@ -170,7 +194,7 @@ def main() -> int:
     fractions = [float(x) for x in args.loads.split(",")]
     if 0.5 not in fractions:
         fractions.insert(0, 0.5)
-    paced: dict[float, list[dict[str, float]]] = {f: [] for f in fractions}
+    at_load: dict[float, list[dict[str, float]]] = {f: [] for f in fractions}
     with PrivateRedis(appendonly=True) as redis_srv, tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         (tmp / "noop_app.py").write_text(NOOP_APP)
@@ -200,19 +224,25 @@ def main() -> int:
             wait_http(f"{base_noop}/healthz")
             put_titles(base_app, titles, args.early_updates)
             time.sleep(1.0)
-            run_wrk(base_app, "/impressions", titles, 3, 8, 0, tmp)  # warm-up
+            run_wrk(base_app, "/impressions", titles, 3, 8, tmp)  # warm-up
             n, secs = args.connections, args.seconds
 
-            def artbandit_round(pace_ms: float) -> dict[str, float]:
-                run_wrk(base_app, "/impressions", titles, WINDOW_SECONDS, n, pace_ms, tmp)  # steady state
-                out = run_wrk(base_app, "/impressions", titles, secs, n, pace_ms, tmp, cpu_of=procs)
+            def artbandit_round(rate: float | None) -> dict[str, float]:
+                """Saturated (wrk, `rate` None) or at `rate` pages/s (Poisson arrivals), after one
+                attribution window at the same load unmeasured (the learner's steady state)."""
+                if rate is None:
+                    run_wrk(base_app, "/impressions", titles, WINDOW_SECONDS, n, tmp)
+                    out = run_wrk(base_app, "/impressions", titles, secs, n, tmp, cpu_of=procs)
+                else:
+                    paced(base_app, "/impressions", page_body(titles), rate, WINDOW_SECONDS, n)
+                    out = paced_round(base_app, titles, rate, secs, n, procs)
                 wait_drained(r, titles, WINDOW_SECONDS * 3 + 20)
                 return out
 
             for k in range(args.rounds):
-                sat.append(artbandit_round(0))
+                sat.append(artbandit_round(None))
                 noop_sat.append(
-                    run_wrk(base_noop, "/impression", titles, secs, n, 0, tmp, cpu_of={"noop": noop.pid})
+                    run_wrk(base_noop, "/impression", titles, secs, n, tmp, cpu_of={"noop": noop.pid})
                 )
                 print(
                     f"round {k + 1}: artbandit {sat[-1]['rps']:,.0f} pages/s = "
@@ -222,9 +252,9 @@ def main() -> int:
                     flush=True,
                 )
             for fraction in fractions:
-                pace_ms = n / (statistics.median(x["rps"] for x in sat) * fraction) * 1000.0
+                rate = statistics.median(x["rps"] for x in sat) * fraction
                 for _ in range(args.rounds):
-                    paced[fraction].append(artbandit_round(pace_ms))
+                    at_load[fraction].append(artbandit_round(rate))
         finally:
             r.close()
             for proc in (app, noop, learner):
@@ -240,7 +270,7 @@ def main() -> int:
         return statistics.median(x[key] for x in rows)
 
     k = args.page_size
-    half = paced[0.5]
+    half = at_load[0.5]
     api, red, lrn, wrk = (med(sat, f"cpu_{n}") for n in ("api", "redis", "learner", "wrk"))
     noop_cpu, noop_wrk = med(noop_sat, "cpu_noop"), med(noop_sat, "cpu_wrk")
     noop_all = noop_cpu + noop_wrk
@@ -249,10 +279,12 @@ def main() -> int:
     lines = [
         f"Machine: {os.cpu_count()} cores, {cpu}; load average {load_before:.1f} before the run, "
         f"{os.getloadavg()[0]:.1f} after it (1 minute); gunicorn gthread "
-        f"workers={args.workers} x {threads} threads (service/gunicorn_conf.py for both servers); wrk -t1 "
-        f"-c{args.connections}; {args.rounds} alternating rounds of {args.seconds} s (medians; p99 also "
-        f"worst round); Redis (AOF everysec) and the learner on the same machine. artbandit: every request "
-        f"a {k}-title page; no-op: single POST /impression.",
+        f"workers={args.workers} x {threads} threads (service/gunicorn_conf.py for both servers); saturated: "
+        f"wrk -t1 -c{args.connections}; part load: Poisson arrivals over {args.connections} keep-alive "
+        f"connections (bench/poisson_load.py; its 'wrk' CPU column is that generator's); {args.rounds} "
+        f"rounds of {args.seconds} s each (medians; p99 also worst round); Redis (AOF everysec) and the "
+        f"learner on the same machine. artbandit: every request a {k}-title page; no-op: single POST "
+        f"/impression; titles' early_updates: {args.early_updates}.",
         "",
         "| server | load | req/s | impressions/s | p50 ms | p99 ms | worst p99 ms | errors |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
@@ -266,7 +298,7 @@ def main() -> int:
             f"| artbandit `POST /impressions` ({k} titles) | {f:g} of saturation | {med(rows, 'rps'):,.0f} | "
             f"{med(rows, 'rps') * k:,.0f} | {med(rows, 'p50'):.2f} | {med(rows, 'p99'):.2f} | "
             f"{max(x['p99'] for x in rows):.2f} | {sum(x['errors'] for x in rows):.0f} |"
-            for f, rows in paced.items()
+            for f, rows in at_load.items()
         ),
         "",
         "Impressions per second through pages / no-op requests per second: "
