@@ -124,17 +124,29 @@ def simultaneous(
     return out
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--baseline", help="git revision A runs (B runs this checkout)")
+def arguments(doc: str | None, aa_help: str) -> argparse.ArgumentParser:
+    """The options every simultaneous A/B takes (rounds, their length, servers' size, --aa)."""
+    ap = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rounds", type=int, default=8)
     ap.add_argument("--seconds", type=int, default=6)
     ap.add_argument("--workers", type=int, default=1, help="gunicorn workers per server")
     ap.add_argument("--connections", type=int, default=16, help="wrk connections per server")
-    ap.add_argument("--aa", action="store_true", help="A/A: both servers run this checkout")
-    args = ap.parse_args()
+    ap.add_argument("--aa", action="store_true", help=aa_help)
+    return ap
+
+
+def have_wrk() -> bool:
     if shutil.which("wrk") is None:
         print("wrk not found: apt-get install wrk", file=sys.stderr)
+        return False
+    return True
+
+
+def main() -> int:
+    ap = arguments(__doc__, "A/A: both servers run this checkout")
+    ap.add_argument("--baseline", help="git revision A runs (B runs this checkout)")
+    args = ap.parse_args()
+    if not have_wrk():
         return 2
     if not args.aa and not args.baseline:
         ap.error("give --baseline REV (or --aa)")

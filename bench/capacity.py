@@ -66,6 +66,7 @@ def redis_cpu(urls: list[str]) -> float:
 
 
 def record(title_id: str, n: int, now: float) -> DecisionRecord:
+    """A synthetic decision of a three-artwork title (bench/early_cost.py uses it too)."""
     return DecisionRecord(
         event_id=keys.new_impression_id(title_id, now),
         title_id=title_id,

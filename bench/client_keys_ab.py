@@ -11,24 +11,13 @@ median. An A/A run (`--aa`: B without keys too) shows the spread the method itse
 
 from __future__ import annotations
 
-import argparse
-import shutil
-import sys
-
-from bench.ab import Side, simultaneous
+from bench.ab import Side, arguments, have_wrk, simultaneous
 from bench.http_load import CLIENT_KEYS
 
 
 def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rounds", type=int, default=8)
-    ap.add_argument("--seconds", type=int, default=6)
-    ap.add_argument("--workers", type=int, default=1, help="gunicorn workers per server")
-    ap.add_argument("--connections", type=int, default=16, help="wrk connections per server")
-    ap.add_argument("--aa", action="store_true", help="A/A: B runs without client keys too")
-    args = ap.parse_args()
-    if shutil.which("wrk") is None:
-        print("wrk not found: apt-get install wrk", file=sys.stderr)
+    args = arguments(__doc__, "A/A: B runs without client keys too").parse_args()
+    if not have_wrk():
         return 2
     keyed = {} if args.aa else {"ARTBANDIT_CLIENT_KEYS": ",".join(CLIENT_KEYS)}
     sides = [Side("A"), Side("B", env=keyed)]

@@ -33,6 +33,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from capacity import record  # bench/capacity.py: the same synthetic decision (this directory is on the path)
+
 from service.catalog import parse_title
 from service.config import Settings
 from service.devstack.redis_server import PrivateRedis
@@ -40,7 +42,6 @@ from service.join.redis_join import RedisJoin
 from service.learning.learner import STEP_INTERVAL, Learner
 from service.store import catalog, keys
 from service.store.clients import make_redis
-from service.store.records import DecisionRecord
 
 WINDOW = 10.0  # simulated seconds
 CLICK_DELAY = 1.0
@@ -59,24 +60,6 @@ def redis_cpu_ns(pid: int) -> int:
         except (FileNotFoundError, ProcessLookupError):  # a thread that ended meanwhile
             continue
     return total
-
-
-def record(title_id: str, n: int, now: float) -> DecisionRecord:
-    chosen = n % 3
-    return DecisionRecord(
-        event_id=keys.new_impression_id(title_id, now),
-        title_id=title_id,
-        variant="default",
-        user_id=f"u{n}",
-        context={"romance": (n % 7) / 7, "horror": (n % 5) / 5},
-        artworks=list(ARTWORKS),
-        probabilities=[0.5, 0.3, 0.2],
-        chosen=ARTWORKS[chosen],
-        propensity=(0.5, 0.3, 0.2)[chosen],
-        model_version=0,
-        policy="linucb",
-        decided_at=now,
-    )
 
 
 class Meter:
