@@ -35,8 +35,12 @@ API_KEY = "test-admin-key"
 
 @contextmanager
 def serving(redis_url: str, **settings: object) -> Iterator[str]:
-    """The real Flask app on a private port, in a thread, until the block ends."""
-    app = create_app({"redis_url": redis_url, "api_key": API_KEY, "TESTING": True, **settings})
+    """The real Flask app on a private port, in a thread, until the block ends. A patient Redis timeout
+    (2 s): on a busy machine the default 50 ms turns some requests into fallbacks and 503s, and no test
+    here is about degraded mode."""
+    app = create_app(
+        {"redis_url": redis_url, "api_key": API_KEY, "TESTING": True, "redis_timeout": 2.0, **settings}
+    )
     port = free_port()
     server = make_server("127.0.0.1", port, app, threaded=True)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -195,9 +199,7 @@ def test_http_driver_drives_pages(redis_server: PrivateRedis, redis: redis_lib.R
     (expected CTR within 5%; the realized CTR within 4 standard errors)."""
     world = World.generate(PAGE_WORLD)
     n = 3000
-    # a patient Redis timeout: on a busy machine the default 50 ms would turn some requests into
-    # fallbacks and 503s, which this test is not about
-    with serving(redis_server.url, redis_timeout=2.0) as url:
+    with serving(redis_server.url) as url:
         settings = HttpSettings(
             base_url=url, impressions=n, concurrency=8, time_scale=0.001, api_key=API_KEY, seed=4,
             page_size=20,
