@@ -90,7 +90,8 @@ def flood(redis: redis_lib.Redis, settings: Settings) -> tuple[int, int]:
     """Within one minute of decisions: viewer "flood" gets 20 impressions (every other one of the first
     40) and clicks every one; 30 honest viewers get one impression each and click the ones showing "a".
     Returns (flood clicks, honest clicks)."""
-    decider = Decider(redis, ModelCache(redis, settings), settings)
+    # seeded: which artwork an honest viewer sees (and so clicks) is then the same every run
+    decider = Decider(redis, ModelCache(redis, settings, seed=7), settings)
     join = RedisJoin(redis, settings)
     flooded = honest = 0
     for i in range(50):
