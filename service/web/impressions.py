@@ -17,6 +17,7 @@ from service.web.parsing import json_bytes, service
 from service.web.schemas import ImpressionRequest
 
 if TYPE_CHECKING:
+    from service.serving.decider import ImpressionResult
     from service.state import Artbandit
 
 bp = Blueprint("impressions", __name__)
@@ -28,6 +29,11 @@ def answer(ext: Artbandit, body: bytes) -> dict[str, Any]:
     req = ImpressionRequest.model_validate_json(body)
     result = ext.decider.impression(req.title_id, req.user_id, req.context)
     ext.metrics.impression(req.title_id, result.variant, result.fallback)
+    return encode(result)
+
+
+def encode(result: ImpressionResult) -> dict[str, Any]:
+    """What POST /impression answers for a decision (a page's entry is this plus its `title_id`)."""
     return {
         "impression_id": result.impression_id,
         "artwork_id": result.artwork_id,

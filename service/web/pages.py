@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from flask import Blueprint, Response, jsonify
 
 from service.errors import ArtbanditError
+from service.web.impressions import encode as encode_impression
 from service.web.parsing import json_bytes, service
 from service.web.schemas import PageRequest
 
@@ -37,18 +38,7 @@ def answer(ext: Artbandit, body: bytes) -> dict[str, Any]:
             entries.append({"title_id": title_id, "error": result.code, "message": result.message})
             continue
         metrics.impression(title_id, result.variant, result.fallback)
-        entries.append(
-            {
-                "title_id": title_id,
-                "impression_id": result.impression_id,
-                "artwork_id": result.artwork_id,
-                "propensity": result.propensity,
-                "variant": result.variant,
-                "policy": result.policy,
-                "model_version": result.model_version,
-                "fallback": result.fallback,
-            }
-        )
+        entries.append({"title_id": title_id, **encode_impression(result)})
     return {"impressions": entries}
 
 
