@@ -16,6 +16,8 @@ MAX_CONTEXT_FEATURES = 256
 
 FeatureValue = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 TitleId = Annotated[str, Field(strict=True, min_length=1, max_length=64, examples=["stranger-things"])]
+UserId = Annotated[str, Field(strict=True, min_length=1, max_length=256, examples=["viewer-42"])]
+Features = dict[Annotated[str, Field(min_length=1, max_length=64)], FeatureValue]  # a viewer's context
 
 
 class _Request(BaseModel):
@@ -26,9 +28,9 @@ class ImpressionRequest(_Request):
     """Which artwork should this viewer see for this title?"""
 
     title_id: TitleId
-    user_id: Annotated[str, Field(strict=True, min_length=1, max_length=256, examples=["viewer-42"])]
+    user_id: UserId
     context: Annotated[
-        dict[Annotated[str, Field(min_length=1, max_length=64)], FeatureValue],
+        Features,
         Field(
             default_factory=dict,
             max_length=MAX_CONTEXT_FEATURES,
@@ -47,9 +49,9 @@ class PageRequest(_Request):
     """Artwork for every title of a page, decided in one request and logged in one round trip. Each
     title's policy reads the context's features of its own schema and ignores the rest."""
 
-    user_id: Annotated[str, Field(strict=True, min_length=1, max_length=256, examples=["viewer-42"])]
+    user_id: UserId
     context: Annotated[
-        dict[Annotated[str, Field(min_length=1, max_length=64)], FeatureValue],
+        Features,
         Field(
             default_factory=dict,
             max_length=MAX_CONTEXT_FEATURES,
