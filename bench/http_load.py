@@ -353,6 +353,12 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait()
 
 
+def append_to_benchmarks(heading: str, command: str, table: str) -> None:
+    """--write: the run's tables as a dated section at the end of docs/benchmarks.md."""
+    with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as fh:
+        fh.write(f"\n## {heading} ({time.strftime('%Y-%m-%d')})\n\nCommand: `{command}`\n\n{table}\n")
+
+
 def put_title(base: str, early_updates: str = "auto", title_id: str = "bench") -> None:
     """A benchmark title; `early_updates` "auto" leaves the setting to the service's default."""
     params: dict[str, object] = {"alpha": 1.0}
@@ -561,11 +567,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as fh:
-            fh.write(
-                f"\n## HTTP ({time.strftime('%Y-%m-%d')})\n\n"
-                f"Command: `python bench/http_load.py`\n\n{table}\n"
-            )
+        append_to_benchmarks("HTTP", "python bench/http_load.py", table)
     return 0
 
 

@@ -46,6 +46,7 @@ from http_load import (  # bench/http_load.py (this script's directory is on the
     NOOP_APP,
     ROOT,
     WINDOW_SECONDS,
+    append_to_benchmarks,
     cpu_seconds,
     put_title,
     start_gunicorn,
@@ -144,7 +145,7 @@ def paced_round(
     """One Poisson-paced run (bench/poisson_load.py) in run_wrk's terms, CPU per page included."""
     before = {name: cpu_seconds(pid) for name, pid in cpu_of.items()}
     res = paced(url, "/impressions", page_body(titles), rate, seconds, connections)
-    pages = max(res.rps * seconds, 1.0)
+    pages = max(res.requests, 1)
     cpu = {f"cpu_{n}": (cpu_seconds(pid) - before[n]) / pages * 1e6 for n, pid in cpu_of.items()}
     return {
         "rps": res.rps, "p50": res.p50, "p99": res.p99, "errors": float(res.errors),
@@ -337,11 +338,7 @@ def main() -> int:
     table = "\n".join(lines)
     print(table)
     if args.write:
-        with open(ROOT / "docs" / "benchmarks.md", "a", encoding="utf-8") as fh:
-            fh.write(
-                f"\n## Pages over HTTP ({time.strftime('%Y-%m-%d')})\n\n"
-                f"Command: `python bench/page_load.py`\n\n{table}\n"
-            )
+        append_to_benchmarks("Pages over HTTP", "python bench/page_load.py", table)
     return 0
 
 

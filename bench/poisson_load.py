@@ -28,7 +28,8 @@ from urllib.parse import urlsplit
 
 @dataclass(frozen=True)
 class PacedResult:
-    rps: float  # answered requests per second of the run
+    requests: int  # answered (or failed) requests
+    rps: float  # of the run
     p50: float  # ms, from the scheduled arrival to the last byte of the answer
     p99: float
     errors: int  # not 200, or the connection failed
@@ -88,6 +89,7 @@ def paced(
     n = len(latencies)
     ordered = sorted(latencies)
     return PacedResult(
+        requests=n,
         rps=n / elapsed,
         p50=statistics.median(ordered) * 1e3,
         p99=ordered[min(n - 1, int(0.99 * n))] * 1e3,
