@@ -153,7 +153,7 @@ class _Run:
         async with self.sem:
             sent = _time.perf_counter()
             try:
-                resp = await client.post("/impressions", json=body)
+                resp = await client.post("/impressions", json=body, headers=self.data_headers)
             except httpx.HTTPError as exc:
                 self.counts[f"page_error:{type(exc).__name__}"] += 1
                 return

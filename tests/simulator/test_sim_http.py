@@ -103,6 +103,9 @@ def test_http_driver_and_demo_traffic_send_the_client_key(
         assert extra["answered"] == 40 and not [k for k in extra if "error" in k or "http_" in k], extra
         unkeyed = run_http(world, "linucb", {}, replace(keyed, client_key=None)).extra
         assert unkeyed.get("answered", 0) == 0, unkeyed
+        pages = run_http(world, "linucb", {}, replace(keyed, page_size=2)).extra  # POST /impressions
+        assert pages["answered"] == 40 and not [k for k in pages if "error" in k or "http_" in k], pages
+        assert pages["requests"] < 40
 
         model = ViewerModel.from_catalog(catalog.list_titles(redis))
         demo = DemoTraffic(url, model, rate=200.0, threads=2, client_key="sim-client-key").start()
