@@ -95,6 +95,18 @@ def assert_same_statistics(got: bytes, want: bytes) -> None:
         np.testing.assert_allclose(a[name], b[name], rtol=1e-9, atol=1e-9, err_msg=name)
 
 
+def assert_equal_to_deadline_learning(
+    redis: redis_lib.Redis, cfg: TitleConfig, stored: dict[str, bytes]
+) -> None:
+    """The published statistics of the three variants of `early_title` / `default_title` equal fresh
+    policies that learned the whole labelled stream at the deadline (`reference_book`), to 1e-9."""
+    reference = reference_book(redis, cfg)
+    for variant in ("ucb", "eg", "late"):
+        assert_same_statistics(
+            stored[keys.snapshot_bytes_field(variant)], reference.snapshot((cfg.title_id, variant))
+        )
+
+
 def test_early_updates_learn_before_the_deadline_and_equal_deadline_learning_after(
     redis: redis_lib.Redis,
     settings: Settings,
@@ -133,11 +145,7 @@ def test_early_updates_learn_before_the_deadline_and_equal_deadline_learning_aft
     n = redis.xlen(keys.labelled_stream("t1"))
     assert n == 600 and int(stored["applied"]) == int(stored["consumed"]) == n
     assert learner.early.labels_taken == per_variant["ucb"] + per_variant["eg"]
-    reference = reference_book(redis, cfg)
-    for variant in ("ucb", "eg", "late"):
-        assert_same_statistics(
-            stored[keys.snapshot_bytes_field(variant)], reference.snapshot(("t1", variant))
-        )
+    assert_equal_to_deadline_learning(redis, cfg, stored)
 
 
 def test_restart_resumes_early_updates_exactly_once(
@@ -162,11 +170,7 @@ def test_restart_resumes_early_updates_exactly_once(
     second.publish()
     assert second.early.decided < 400  # only what the snapshot did not include
     stored = snapshot_fields(redis)
-    reference = reference_book(redis, cfg)
-    for variant in ("ucb", "eg", "late"):
-        assert_same_statistics(
-            stored[keys.snapshot_bytes_field(variant)], reference.snapshot(("t1", variant))
-        )
+    assert_equal_to_deadline_learning(redis, cfg, stored)
 
 
 def test_labels_decided_before_early_learning_began_are_learned_at_the_deadline(
@@ -186,11 +190,7 @@ def test_labels_decided_before_early_learning_began_are_learned_at_the_deadline(
     early = [ev for ev in labels if ev["variant"] != "late" and ev["decided_at"] >= T0 + 3]
     assert 0 < len(early) < 200 and learner.early.labels_taken == len(early)
     stored = snapshot_fields(redis)
-    reference = reference_book(redis, cfg)
-    for variant in ("ucb", "eg", "late"):
-        assert_same_statistics(
-            stored[keys.snapshot_bytes_field(variant)], reference.snapshot(("t1", variant))
-        )
+    assert_equal_to_deadline_learning(redis, cfg, stored)
 
 
 def test_switching_early_updates_off_clears_the_marker(
@@ -240,11 +240,7 @@ def test_deferred_impressions_are_left_to_the_deadline(
     assert redis.xlen(keys.labelled_stream("t1")) == len(shown)  # never-shown rows emit no label
     assert int(redis.hget(keys.join_counters("t1"), "never_shown") or 0) == len(ids) - len(shown)
     assert learner.early.labels_taken == 0 and int(stored["applied"]) == len(shown)
-    reference = reference_book(redis, cfg)
-    for variant in ("ucb", "eg", "late"):
-        assert_same_statistics(
-            stored[keys.snapshot_bytes_field(variant)], reference.snapshot(("t1", variant))
-        )
+    assert_equal_to_deadline_learning(redis, cfg, stored)
 
 
 def test_early_updates_are_refused_on_a_title_with_a_reward_rule() -> None:
@@ -311,11 +307,7 @@ def test_an_upgrade_switches_a_default_title_to_early_updates_keeping_its_statis
     stored = snapshot_fields(redis)
     assert int(stored["applied"]) == int(stored["consumed"]) == redis.xlen(keys.labelled_stream("t1")) == 400
     assert new.early.labels_taken == 200 - len(late)  # the old 200 came at their deadline
-    reference = reference_book(redis, cfg)
-    for variant in ("ucb", "eg", "late"):
-        assert_same_statistics(
-            stored[keys.snapshot_bytes_field(variant)], reference.snapshot(("t1", variant))
-        )
+    assert_equal_to_deadline_learning(redis, cfg, stored)
 
 
 def test_the_default_is_deadline_only_on_a_title_with_a_reward_rule(
@@ -357,7 +349,7 @@ def test_the_default_is_deadline_only_on_a_title_with_a_reward_rule(
 
 @pytest.mark.parametrize("spelling", [{}, {"early_updates": "auto"}, {"early_updates": None}])
 def test_auto_is_the_omitted_setting(spelling: dict[str, Any]) -> None:
-    """"auto" and null are the default spelled out: one spec, one fingerprint, resolved per title."""
+    """ "auto" and null are the default spelled out: one spec, one fingerprint, resolved per title."""
     cfg = title(policy={"name": "linucb", "params": {"alpha": 0.5, **spelling}})
     assert cfg.variant("default").policy.params == {"alpha": 0.5}
     assert spec_fingerprint(cfg, "default") == spec_fingerprint(
