@@ -20,7 +20,6 @@ from pathlib import Path
 import redis as redis_lib
 
 from service.devstack.redis_cluster import PrivateCluster
-from service.devstack.redis_server import free_port
 from service.store import keys
 from service.store.clients import Client, connect
 from tests.faults.stack import ServiceStack, StackSettings
@@ -43,21 +42,13 @@ class ClusterServiceStack(ServiceStack):
         env["ARTBANDIT_REDIS_URL"] = self.cluster.url
         return env
 
-    def start(self) -> ClusterServiceStack:
+    def _start_store(self) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
-        try:
-            self.cluster.start()
-            self.port = free_port()
-            argv = [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
-                    "--workers", str(self.settings.workers)]  # fmt: skip
-            self.api = self._spawn(argv, "api.log")
-            for _ in range(self.n_learners):
-                self.start_learner()
-            self.wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-        return self
+        self.cluster.start()
+
+    def _start_learners(self) -> None:
+        for _ in range(self.n_learners):
+            self.start_learner()
 
     def stop(self) -> None:
         for proc in [self.api, *self.learners]:

@@ -23,7 +23,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 import redis as redis_lib
 
@@ -121,22 +121,28 @@ class ServiceStack:
         env.update(dict(s.extra_env))
         return env
 
-    def start(self) -> ServiceStack:
-        """Redis, then the API and the learner; waits until the API is ready. On failure everything
+    def start(self) -> Self:
+        """Redis, then the API and the learner(s); waits until the API is ready. On failure everything
         started so far is stopped again."""
-        (self.workdir / "redis").mkdir(parents=True, exist_ok=True)
         try:
-            self.redis.start()
+            self._start_store()
             self.port = free_port()
             argv = [sys.executable, "-m", "service.cli", "serve", "--port", str(self.port),
                     "--workers", str(self.settings.workers)]  # fmt: skip
             self.api = self._spawn(argv, "api.log")
-            self.start_learner()
+            self._start_learners()
             self.wait_ready()
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _start_store(self) -> None:
+        (self.workdir / "redis").mkdir(parents=True, exist_ok=True)
+        self.redis.start()
+
+    def _start_learners(self) -> None:
+        self.start_learner()
 
     def stop(self) -> None:
         """SIGTERM the API and the learner (SIGKILL after 20 s), then stop Redis. Idempotent."""
@@ -150,7 +156,7 @@ class ServiceStack:
                     proc.wait()
         self.redis.stop(cleanup=False)
 
-    def __enter__(self) -> ServiceStack:
+    def __enter__(self) -> Self:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:
