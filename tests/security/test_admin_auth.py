@@ -4,14 +4,12 @@ compared with `hmac.compare_digest` (constant time), never with `==`."""
 from __future__ import annotations
 
 import ast
-import hmac
 from pathlib import Path
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from service.web import auth
 from tests.security.conftest import ADMIN, API_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -65,16 +63,9 @@ def test_the_right_key_is_let_through(client: FlaskClient, method: str, path: st
 
 
 def test_the_key_is_compared_with_compare_digest(
-    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+    client: FlaskClient, compare_digest_calls: list[tuple[bytes, bytes]]
 ) -> None:
-    calls: list[tuple[bytes, bytes]] = []
-    real = hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    calls = compare_digest_calls
     assert client.get("/titles", headers={"Authorization": "Bearer guess"}).status_code == 403
     assert client.get("/titles", headers=ADMIN).status_code == 200
     assert calls == [(b"guess", API_KEY.encode()), (API_KEY.encode(), API_KEY.encode())]

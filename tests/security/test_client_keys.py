@@ -5,7 +5,6 @@ without keys the data plane is open, as before, and says so."""
 
 from __future__ import annotations
 
-import hmac
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,7 @@ from service.app import create_app
 from service.config import Settings
 from service.devstack.redis_server import PrivateRedis
 from service.store import keys
-from service.web import auth, data_plane
+from service.web import data_plane
 from service.web.hot import EXTENSION as HOT
 from service.web.hot import HotPath
 from tests.security.conftest import ADMIN, API_KEY
@@ -131,16 +130,9 @@ def test_other_routes_need_no_client_key(keyed: Flask) -> None:
 
 
 def test_client_keys_are_compared_with_compare_digest_against_every_key(
-    keyed: Flask, monkeypatch: pytest.MonkeyPatch
+    keyed: Flask, compare_digest_calls: list[tuple[bytes, bytes]]
 ) -> None:
-    calls: list[tuple[bytes, bytes]] = []
-    real = hmac.compare_digest
-
-    def spy(a: bytes, b: bytes) -> bool:
-        calls.append((a, b))
-        return real(a, b)
-
-    monkeypatch.setattr(auth.hmac, "compare_digest", spy)
+    calls = compare_digest_calls
     client = keyed.test_client()
     guess, old_key = {"Authorization": "Bearer guess"}, {"Authorization": f"Bearer {OLD_CLIENT_KEY}"}
     assert client.post("/click", json=BODIES["/click"], headers=guess).status_code == 403
