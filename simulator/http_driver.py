@@ -129,18 +129,9 @@ class _Run:
             "user_id": f"viewer-{int(imp.viewer[i])}",
             "context": dict(zip(w.feature_names, imp.context[i].tolist(), strict=True)),
         }
-        async with self.sem:
-            sent = _time.perf_counter()
-            try:
-                resp = await client.post("/impression", json=body, headers=self.data_headers)
-            except httpx.HTTPError as exc:
-                self.counts[f"impression_error:{type(exc).__name__}"] += 1
-                return
-            self.latency.append(_time.perf_counter() - sent)
-        if resp.status_code != 200:
-            self.counts[f"impression_http_{resp.status_code}"] += 1
-            return
-        self._answered(client, i, resp.json(), started)
+        answer = await self._decide(client, "/impression", body, "impression")
+        if answer is not None:
+            self._answered(client, i, answer, started)
 
     async def page(self, client: httpx.AsyncClient, rows: list[int], started: float) -> None:
         w, imp = self.world, self.imp
@@ -150,22 +141,33 @@ class _Run:
             "context": dict(zip(w.feature_names, imp.context[first].tolist(), strict=True)),
             "titles": [w.title_ids[int(imp.title[i])] for i in rows],
         }
-        async with self.sem:
-            sent = _time.perf_counter()
-            try:
-                resp = await client.post("/impressions", json=body, headers=self.data_headers)
-            except httpx.HTTPError as exc:
-                self.counts[f"page_error:{type(exc).__name__}"] += 1
-                return
-            self.latency.append(_time.perf_counter() - sent)
-        if resp.status_code != 200:
-            self.counts[f"page_http_{resp.status_code}"] += 1
+        answer = await self._decide(client, "/impressions", body, "page")
+        if answer is None:
             return
-        for i, entry in zip(rows, resp.json()["impressions"], strict=True):
+        for i, entry in zip(rows, answer["impressions"], strict=True):
             if "error" in entry:
                 self.counts[f"entry_{entry['error']}"] += 1
             else:
                 self._answered(client, i, entry, started)
+
+    async def _decide(
+        self, client: httpx.AsyncClient, path: str, body: dict[str, Any], kind: str
+    ) -> dict[str, Any] | None:
+        """POST a decision request with the data-plane key, timing it; the JSON answer, or None after
+        counting `<kind>_error:<exception>` or `<kind>_http_<status>`."""
+        async with self.sem:
+            sent = _time.perf_counter()
+            try:
+                resp = await client.post(path, json=body, headers=self.data_headers)
+            except httpx.HTTPError as exc:
+                self.counts[f"{kind}_error:{type(exc).__name__}"] += 1
+                return None
+            self.latency.append(_time.perf_counter() - sent)
+        if resp.status_code != 200:
+            self.counts[f"{kind}_http_{resp.status_code}"] += 1
+            return None
+        answer: dict[str, Any] = resp.json()
+        return answer
 
     def _answered(self, client: httpx.AsyncClient, i: int, answer: dict[str, Any], started: float) -> None:
         """Judge one answered impression: the world decides whether the viewer clicks its artwork."""
