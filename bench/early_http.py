@@ -19,14 +19,12 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from pathlib import Path
-
-import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.early_updates import fraction_until
+from bench.http_load import wait_http
 from service.devstack.redis_server import PrivateRedis
 from service.gunicorn_conf import gunicorn_command
 from simulator.config import WorldConfig
@@ -65,13 +63,7 @@ def served(w: World, early: bool, impressions: int, port: int, seed: int) -> Run
         learner = subprocess.Popen([sys.executable, "-m", "service.cli", "learn"], env=env, cwd=root)
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(150):
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code < 500:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
+            wait_http(f"{base}/healthz")
             settings = HttpSettings(
                 base_url=base, impressions=impressions, concurrency=16, api_key=key, seed=seed,
                 time_scale=SCALE, buckets=30, max_click_delay=WINDOW_SIM,

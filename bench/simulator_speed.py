@@ -19,7 +19,6 @@ import os
 import secrets
 import subprocess
 import sys
-import time
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
@@ -67,7 +66,7 @@ COMPARE_WINDOW = 20.0
 def compare_http(impressions: int, policy: str, workers: int, early_updates: str) -> None:
     """Start a private Redis, the API under gunicorn and the learner; drive them over HTTP; then run the
     in-process driver on the same world, traffic, window and snapshot interval, and compare."""
-    import httpx
+    from http_load import wait_http  # bench/http_load.py (this script's directory is on the path)
 
     from service.devstack.redis_server import PrivateRedis, free_port
     from service.gunicorn_conf import gunicorn_command
@@ -89,13 +88,7 @@ def compare_http(impressions: int, policy: str, workers: int, early_updates: str
         learner = subprocess.Popen([sys.executable, "-m", "service.cli", "learn"], env=env, cwd=root)
         try:
             base = f"http://127.0.0.1:{port}"
-            for _ in range(100):
-                try:
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code < 500:
-                        break
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.2)
+            wait_http(f"{base}/healthz")
             settings = HttpSettings(
                 base_url=base, impressions=impressions, concurrency=16, api_key=key, seed=1
             )
