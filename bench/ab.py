@@ -30,7 +30,7 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.http_load import API_KEY, put_title, run_wrk, start_gunicorn, stop, wait_http
+from bench.http_load import API_KEY, cpu_model, put_title, run_wrk, start_gunicorn, stop, wait_http
 from service.devstack.redis_server import PrivateRedis, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,13 +58,6 @@ class Rounds:
             f"{max(r):.3f}); A median {statistics.median(self.a_rps):,.0f} req/s, B "
             f"{statistics.median(self.b_rps):,.0f} req/s; {os.cpu_count()} cores, {cpu_model()}"
         )
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
 
 
 @contextmanager

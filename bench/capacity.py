@@ -29,6 +29,8 @@ import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from http_load import cpu_model  # bench/http_load.py (this script's directory is on the path)
+
 from service.catalog import parse_title
 from service.config import Settings
 from service.devstack.redis_cluster import PrivateCluster
@@ -41,16 +43,6 @@ from service.store.records import DecisionRecord
 
 T0 = time.time()
 WINDOW = 60.0  # clicks land inside it; the learner then sweeps as of a time past every deadline
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown"
 
 
 def redis_cpu(urls: list[str]) -> float:

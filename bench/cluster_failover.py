@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from http_load import cpu_model  # bench/http_load.py (this script's directory is on the path)
+
 from tests.faults.cluster_failover import (
     run_learner_takeover,
     run_master_failover,
@@ -29,13 +31,6 @@ from tests.faults.cluster_failover import (
 from tests.faults.cluster_stack import ClusterServiceStack
 from tests.faults.load import LoadPlan
 from tests.faults.stack import StackSettings
-
-
-def cpu_model() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return "unknown"
 
 
 def main() -> int:

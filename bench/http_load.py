@@ -247,6 +247,18 @@ def wait_http(url: str, timeout: float = 30.0) -> None:
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def cpu_model() -> str:
+    """The CPU every figure is stated beside: /proc/cpuinfo's model name (lscpu's "Model name"), else what
+    `platform` can tell. The benchmarks of bench/ take it from here."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown CPU"
+
+
 def cpu_seconds(pid: int) -> float:
     """User + system CPU of a process and all its descendants alive now (e.g. gunicorn and its workers)."""
     total = 0.0
@@ -523,15 +535,7 @@ def main() -> int:
             for proc in (app, noop, wsgi, rt, learner):
                 stop(proc)
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
+    cpu = cpu_model()
     lines = [
         f"Machine: {os.cpu_count()} cores, {cpu}; gunicorn gthread workers={args.workers} "
         f"x {args.threads} threads, keep-alive, SO_REUSEPORT; "

@@ -47,6 +47,7 @@ from http_load import (  # bench/http_load.py (this script's directory is on the
     ROOT,
     WINDOW_SECONDS,
     append_to_benchmarks,
+    cpu_model,
     cpu_seconds,
     put_title,
     start_gunicorn,
@@ -273,10 +274,7 @@ def main() -> int:
             for proc in (app, noop, learner):
                 stop(proc)
 
-    cpu = next(
-        (ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-         if ln.startswith("model name")), "unknown CPU",
-    )  # fmt: skip
+    cpu = cpu_model()
     ratios = [a["rps"] * args.page_size / b["rps"] for a, b in zip(sat, noop_sat, strict=True)]
 
     def med(rows: list[dict[str, float]], key: str) -> float:

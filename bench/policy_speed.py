@@ -282,15 +282,9 @@ def table(cfg: Config, s: Stream, results: list[Result]) -> list[str]:
 
 
 def machine() -> str:
-    model = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    model = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    from http_load import cpu_model  # bench/http_load.py (this script's directory is on the path)
+
+    model = cpu_model()
     load = ", ".join(f"{v:.2f}" for v in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
     versions = ", ".join(
         f"{pkg} {metadata.version(pkg)}" for pkg in ("numpy", "vowpal-wabbit-next", "mabwiser")
